@@ -1,0 +1,27 @@
+"""Errors that reach the user as one clear line (the CLI prints ``str(err)`` and exits with ``err.exit_code``)."""
+
+from __future__ import annotations
+
+
+class NafnetLitertError(Exception):
+    """Base class: something the user can fix (a bad file, a bad option). Never a bug."""
+
+    exit_code = 2
+
+
+class CheckpointError(NafnetLitertError):
+    """The file is not a loadable NAFNet checkpoint (missing, truncated, unsafe pickle, wrong keys or shapes)."""
+
+
+class ExportError(NafnetLitertError):
+    """The model cannot be exported as asked (size not a multiple of the padder size, bad option)."""
+
+
+class ModelFileError(NafnetLitertError):
+    """A .tflite file is missing, unreadable or not a LiteRT flatbuffer."""
+
+
+class AuditFailed(NafnetLitertError):
+    """The audit ran and found the model not GPU-clean or not numerically faithful."""
+
+    exit_code = 1

@@ -1,0 +1,74 @@
+"""NAFNet hyperparameters as data, and the official presets.
+
+A NAFNet is fully described by its image channels, its width and four block counts; everything else is
+derived (channels double at each encoder level, the input must be a multiple of ``2**len(enc_blocks)``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class NAFNetConfig:
+    img_channel: int = 3
+    width: int = 32
+    enc_blocks: tuple[int, ...] = (1, 1, 1, 28)
+    middle_blocks: int = 1
+    dec_blocks: tuple[int, ...] = (1, 1, 1, 1)
+
+    def __post_init__(self) -> None:
+        if len(self.enc_blocks) != len(self.dec_blocks):
+            raise ValueError(
+                f"encoder and decoder must have the same number of levels, got {self.enc_blocks} and {self.dec_blocks}"
+            )
+        if self.width < 1 or self.img_channel < 1:
+            raise ValueError(f"width and img_channel must be positive, got {self.width} and {self.img_channel}")
+
+    @property
+    def padder_size(self) -> int:
+        """Input height and width must be multiples of this (one factor 2 per encoder level)."""
+        return 2 ** len(self.enc_blocks)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["enc_blocks"] = list(self.enc_blocks)
+        d["dec_blocks"] = list(self.dec_blocks)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NAFNetConfig":
+        return cls(
+            img_channel=int(d["img_channel"]),
+            width=int(d["width"]),
+            enc_blocks=tuple(int(n) for n in d["enc_blocks"]),
+            middle_blocks=int(d["middle_blocks"]),
+            dec_blocks=tuple(int(n) for n in d["dec_blocks"]),
+        )
+
+    def describe(self) -> str:
+        name = preset_name(self)
+        shape = (
+            f"width {self.width}, enc {list(self.enc_blocks)}, mid {self.middle_blocks}, dec {list(self.dec_blocks)}"
+        )
+        return f"{name} ({shape})" if name else shape
+
+
+_GOPRO = dict(enc_blocks=(1, 1, 1, 28), middle_blocks=1, dec_blocks=(1, 1, 1, 1))
+_SIDD = dict(enc_blocks=(2, 2, 4, 8), middle_blocks=12, dec_blocks=(2, 2, 2, 2))
+
+#: The official megvii releases, by the names their checkpoints carry. REDS-w64 shares GoPro's layout, so a
+#: state dict cannot tell them apart; detection reports the first name that matches.
+PRESETS: dict[str, NAFNetConfig] = {
+    "GoPro-width32": NAFNetConfig(width=32, **_GOPRO),
+    "GoPro-width64": NAFNetConfig(width=64, **_GOPRO),
+    "REDS-width64": NAFNetConfig(width=64, **_GOPRO),
+    "SIDD-width32": NAFNetConfig(width=32, **_SIDD),
+    "SIDD-width64": NAFNetConfig(width=64, **_SIDD),
+}
+
+
+def preset_name(config: NAFNetConfig) -> str | None:
+    """The official name of ``config`` (``"GoPro-width64 / REDS-width64"`` when ambiguous), or None."""
+    names = [name for name, preset in PRESETS.items() if preset == config]
+    return " / ".join(names) if names else None

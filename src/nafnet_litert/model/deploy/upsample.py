@@ -1,0 +1,70 @@
+"""Rewrite (c): the decoder upsampler (1x1 conv to 2C + PixelShuffle(2)) with GPU-clean, layout-free ops only.
+
+Why: PixelShuffle is a 6-D reshape/transpose. Converters either emit it at rank 6 (GPU delegates cap tensors at
+rank 4) or fold it into rank-4 RESHAPE/TRANSPOSE pairs, which pin the tensor to NCHW and force layout TRANSPOSEs
+around every upsampler and skip connection. TRANSPOSE_CONV (the other textbook form) is refused by some devices.
+
+The rewrite splits the 1x1 convolution by sub-pixel position (i, j) — output ``[c, 2h+i, 2w+j]`` of PixelShuffle
+is input channel ``4c + 2i + j`` — into four C/2-channel groups, and interleaves them with nearest-neighbour
+resizes and 0/1 parity masks that broadcast along one axis::
+
+    row_i = up_w(s_i0) * even_cols + up_w(s_i1) * odd_cols        # H x 2W
+    out   = up_h(row_0) * even_rows + up_h(row_1) * odd_rows       # 2H x 2W
+
+Ops: CONV_2D, SLICE, RESIZE_NEAREST_NEIGHBOR, MUL, ADD — all rank 4, all channel-last friendly. The masks are
+built from the input's shape at trace time (a 1 x 1 x 1 x 2W and a 1 x 1 x 2H x 1 constant), so one module
+exports at any size.
+
+Why it is exact: each output pixel is one input value times 1 plus three values times 0 (x * 0 + y = y exactly
+for finite x), and the convolution weights are the original rows, only reordered.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..reference import Upsample
+
+
+def _parity_masks(n: int, dim: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """0/1 masks selecting even / odd positions along ``dim`` (2 or 3) of a length-``2n`` axis."""
+    shape = [1, 1, 1, 1]
+    shape[dim] = 2 * n
+    idx = [float(k % 2) for k in range(2 * n)]
+    odd = torch.tensor(idx, dtype=like.dtype).reshape(shape)
+    return 1.0 - odd, odd
+
+
+class InterleaveUpsample(nn.Module):
+    """Exact replacement for :class:`~nafnet_litert.model.reference.Upsample` (C -> C/2 channels, 2x size)."""
+
+    def __init__(self, chan: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(chan, chan * 2, 1, bias=False)
+
+    @classmethod
+    def from_reference(cls, up: Upsample) -> "InterleaveUpsample":
+        w = up.conv.weight.detach()
+        out = w.shape[0] // 4
+        # group k = 2i + j holds the channels 4c + k, c = 0..out-1, in order
+        perm = [4 * c + k for k in range(4) for c in range(out)]
+        new = cls(w.shape[1])
+        new.conv.weight.data.copy_(w[perm])
+        return new
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        s = self.conv(x).chunk(4, dim=1)
+        even_c, odd_c = _parity_masks(w, 3, x)
+        even_r, odd_r = _parity_masks(h, 2, x)
+        rows = [
+            F.interpolate(s[2 * i], size=(h, 2 * w), mode="nearest") * even_c
+            + F.interpolate(s[2 * i + 1], size=(h, 2 * w), mode="nearest") * odd_c
+            for i in range(2)
+        ]
+        return (
+            F.interpolate(rows[0], size=(2 * h, 2 * w), mode="nearest") * even_r
+            + F.interpolate(rows[1], size=(2 * h, 2 * w), mode="nearest") * odd_r
+        )
