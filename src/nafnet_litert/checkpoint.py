@@ -179,3 +179,43 @@ def save_safetensors(model_or_sd: NAFNet | dict[str, torch.Tensor], path: str | 
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0][:200] if text else type(e).__name__
+
+
+def random_checkpoint(config: NAFNetConfig, seed: int = 0, scale: float = 0.1) -> Checkpoint:
+    """A randomly initialised NAFNet whose zero-initialised parameters are made non-zero.
+
+    ``beta``/``gamma`` start at zero in NAFNet, and the converter constant-folds blocks scaled by zero: a test on
+    a freshly built network would test an empty graph. Here they (and the LayerNorm affines) get random values, so
+    every block is live. Structure-only: such a model does not deblur.
+    """
+    g = torch.Generator().manual_seed(seed)
+    model = NAFNet(config)
+    for mod in model.modules():  # deterministic conv init, independent of the global RNG
+        if isinstance(mod, torch.nn.Conv2d):
+            fan_in = mod.weight[0].numel()
+            mod.weight.data = torch.randn(mod.weight.shape, generator=g) / fan_in**0.5
+            if mod.bias is not None:
+                mod.bias.data = torch.randn(mod.bias.shape, generator=g) * 0.02
+    for name, p in model.named_parameters():
+        if name.endswith(("beta", "gamma")):
+            p.data = torch.randn(p.shape, generator=g) * scale
+        elif ".norm" in name and name.endswith("weight"):
+            p.data = 1.0 + torch.randn(p.shape, generator=g) * 0.2
+        elif ".norm" in name and name.endswith("bias"):
+            p.data = torch.randn(p.shape, generator=g) * 0.05
+    return checkpoint_from_model(model.eval())
+
+
+def resolve_checkpoint(spec: str | Path) -> Checkpoint:
+    """A checkpoint path, or ``random:<preset>[@seed]`` for a structure-only randomly initialised preset."""
+    from .model.config import PRESETS
+
+    text = str(spec)
+    if text.startswith("random:"):
+        name, _, seed = text[len("random:") :].partition("@")
+        if name not in PRESETS:
+            raise CheckpointError(f"unknown preset {name!r} in {text!r} (choose from {', '.join(PRESETS)})")
+        if seed and not seed.isdigit():
+            raise CheckpointError(f"bad seed {seed!r} in {text!r}: use random:{name}@123")
+        return random_checkpoint(PRESETS[name], seed=int(seed or 0))
+    return load_checkpoint(text)

@@ -1,0 +1,76 @@
+"""``nafnet-litert``: a thin shell over the Python API. One module per subcommand in :mod:`.commands`."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import sys
+
+from .errors import NafnetLitertError
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("nafnet-litert")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .commands import audit_command, convert_command
+
+    parser = argparse.ArgumentParser(
+        prog="nafnet-litert",
+        description="Exact, GPU-clean LiteRT exports of NAFNet checkpoints, and an audit that proves it.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for mod in (convert_command, audit_command):
+        mod.register(sub)
+    return parser
+
+
+@contextlib.contextmanager
+def native_logs_to_file():
+    """LiteRT, TF and the converter log INFO lines straight to file descriptor 2 from C++.
+
+    Keep the CLI readable: point fd 2 at a log file (``$TMPDIR/nafnet-litert-native.log``) while Python's own
+    ``sys.stderr`` (errors, progress bars) keeps writing to the real terminal. Used once per process, by :func:`main`. ``NAFNET_LITERT_VERBOSE=1`` keeps
+    everything on the terminal.
+    """
+    if os.environ.get("NAFNET_LITERT_VERBOSE") or os.environ.get("PYTEST_CURRENT_TEST"):
+        yield
+        return
+    import tempfile
+
+    log_path = os.path.join(tempfile.gettempdir(), "nafnet-litert-native.log")
+    sys.stderr.flush()
+    terminal_fd = os.dup(2)
+    # Not restored on exit: LiteRT also logs from its atexit destructors.
+    with open(log_path, "ab") as log:
+        os.dup2(log.fileno(), 2)
+    sys.stderr = io.TextIOWrapper(os.fdopen(terminal_fd, "wb", buffering=0), write_through=True)
+    yield
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    with native_logs_to_file():
+        try:
+            return int(args.func(args) or 0)
+        except NafnetLitertError as e:
+            print(f"nafnet-litert {args.command}: error: {e}", file=sys.stderr)
+            return e.exit_code
+        except KeyboardInterrupt:
+            print("nafnet-litert: interrupted", file=sys.stderr)
+            return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

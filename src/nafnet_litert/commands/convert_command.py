@@ -1,0 +1,60 @@
+"""``nafnet-litert convert CKPT -o model.tflite``"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..export import LAYOUTS, PRECISIONS
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "convert",
+        help="export a NAFNet checkpoint to an exact, GPU-clean .tflite",
+        description="Export a NAFNet checkpoint (.pth/.safetensors, or random:PRESET for a structure-only "
+        "network) to a fixed-size LiteRT model, with a sidecar JSON beside it.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("checkpoint", help="checkpoint file, or random:GoPro-width32[@SEED] (structure only)")
+    p.add_argument("-o", "--output", required=True, help="output .tflite path")
+    p.add_argument("--size", default="256", help="input size: N or HxW, a multiple of 2^levels (16)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp16", help="weight precision")
+    p.add_argument("--nhwc", action="store_true", help="NHWC [1,H,W,3] input/output instead of NCHW [1,3,H,W]")
+    p.add_argument("--scale", type=float, default=128.0, help="LayerNorm/pooling statistics scale S (power of 2)")
+    p.add_argument("--json", action="store_true", help="print the sidecar JSON instead of a summary")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from ..checkpoint import resolve_checkpoint
+    from ..export import export
+
+    ckpt = resolve_checkpoint(args.checkpoint)
+    res = export(
+        ckpt,
+        Path(args.output),
+        size=args.size,
+        precision=args.precision,
+        layout=LAYOUTS[1] if args.nhwc else LAYOUTS[0],
+        scale=args.scale,
+    )
+    s = res.sidecar
+    if args.json:
+        print(json.dumps(s, indent=2))
+        return 0
+    a = s["audit"]
+    src = ckpt.path.name if ckpt.path else f"{args.checkpoint} (random weights: structure only, does not deblur)"
+    print(f"{src}: {s['architecture']}")
+    print(
+        f"wrote {res.model_path} ({s['file_size'] / 1e6:.2f} MB, {s['precision']}, {s['layout']} "
+        f"{s['size']['height']}x{s['size']['width']}) in {s['convert_seconds']} s"
+    )
+    print(
+        f"graph: {a['node_count']} nodes, {a['transpose_count']} TRANSPOSE, max rank {a['max_rank']}, "
+        f"banned ops: {', '.join(a['banned_ops']) or 'none'} -> GPU-clean: {'yes' if a['gpu_clean'] else 'NO'}"
+    )
+    print(f"sidecar: {res.sidecar_path}")
+    return 0 if a["gpu_clean"] else 1

@@ -1,0 +1,191 @@
+"""Checkpoint -> deploy model -> fixed-size .tflite (litert-torch), plus a sidecar JSON that records how.
+
+The exported signature is ``serving_default(image) -> restored``: ``image`` is float32 RGB in [0, 1], NCHW
+``[1, 3, H, W]`` by default or NHWC ``[1, H, W, 3]`` with ``layout="NHWC"``; ``restored`` has the same shape.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .checkpoint import Checkpoint, sha256_file
+from .errors import ExportError
+from .model.deploy import DEFAULT_SCALE, to_deploy
+
+PRECISIONS = ("fp16", "fp32")
+LAYOUTS = ("NCHW", "NHWC")
+INPUT_NAME = "image"
+OUTPUT_NAME = "restored"
+
+
+def parse_size(text: str | int | tuple[int, int]) -> tuple[int, int]:
+    """``"256"`` -> (256, 256); ``"720x1280"`` -> (720, 1280) (height x width)."""
+    if isinstance(text, int):
+        return text, text
+    if isinstance(text, tuple):
+        return int(text[0]), int(text[1])
+    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", str(text))
+    if not m:
+        raise ExportError(f"bad size {text!r}: use N or HxW, e.g. 256 or 720x1280")
+    h = int(m.group(1))
+    w = int(m.group(2)) if m.group(2) else h
+    return h, w
+
+
+def check_size(size: tuple[int, int], multiple: int) -> None:
+    h, w = size
+    if h <= 0 or w <= 0 or h % multiple or w % multiple:
+        raise ExportError(
+            f"size {h}x{w} is not a multiple of {multiple} (this network halves the image "
+            f"{multiple.bit_length() - 1} times); use e.g. {max(multiple, h // multiple * multiple)}x"
+            f"{max(multiple, w // multiple * multiple)}"
+        )
+
+
+class ExportWrapper(nn.Module):
+    """Names the signature (``image`` -> ``restored``) and pays the NHWC contract once, at the edges."""
+
+    def __init__(self, net: nn.Module, layout: str = "NCHW") -> None:
+        super().__init__()
+        self.net = net
+        self.layout = layout
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = image.permute(0, 3, 1, 2) if self.layout == "NHWC" else image
+        y = self.net(x)
+        if self.layout == "NHWC":
+            y = y.permute(0, 2, 3, 1)
+        return {OUTPUT_NAME: y}
+
+
+@dataclass
+class ExportResult:
+    model_path: Path
+    sidecar_path: Path
+    sidecar: dict
+
+
+def library_versions() -> dict[str, str]:
+    out = {}
+    for dist in ("nafnet-litert", "torch", "litert-torch", "ai-edge-litert", "ai-edge-quantizer", "numpy"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def convert_to_tflite(
+    net: nn.Module, size: tuple[int, int], precision: str = "fp16", layout: str = "NCHW", channels: int = 3
+) -> bytes:
+    """Convert a (deploy) network at a fixed size with litert-torch and return the flatbuffer bytes."""
+    import litert_torch
+
+    if precision not in PRECISIONS:
+        raise ExportError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
+    if layout not in LAYOUTS:
+        raise ExportError(f"unknown layout {layout!r} (choose from {', '.join(LAYOUTS)})")
+    h, w = size
+    shape = (1, channels, h, w) if layout == "NCHW" else (1, h, w, channels)
+    sample = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+    kwargs = {}
+    if precision == "fp16":
+        from litert_torch.generative.quantize import quant_recipes
+
+        kwargs["quant_config"] = quant_recipes.full_fp16_recipe()
+    wrapper = ExportWrapper(net, layout).eval()
+    with torch.no_grad():
+        edge = litert_torch.convert(wrapper, sample_args=(), sample_kwargs={INPUT_NAME: sample}, **kwargs)
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / "model.tflite"
+        edge.export(str(p))
+        return p.read_bytes()
+
+
+def export(
+    ckpt: Checkpoint,
+    output: str | Path,
+    size: str | tuple[int, int] = (256, 256),
+    precision: str = "fp16",
+    layout: str = "NCHW",
+    scale: float = DEFAULT_SCALE,
+) -> ExportResult:
+    """Export ``ckpt`` to ``output`` (.tflite) and write ``output.json`` beside it. Atomic: no partial files."""
+    from .audit import static_audit
+
+    output = Path(output)
+    size = parse_size(size)
+    check_size(size, ckpt.config.padder_size)
+    layout = layout.upper()
+    if output.suffix != ".tflite":
+        raise ExportError(f"output must end in .tflite, got {output.name}")
+    if not output.parent.exists():
+        raise ExportError(f"output folder does not exist: {output.parent}")
+    t0 = time.perf_counter()
+    deploy = to_deploy(ckpt.build_reference(), scale=scale)
+    buf = convert_to_tflite(deploy, size, precision, layout, ckpt.config.img_channel)
+    seconds = time.perf_counter() - t0
+    summary = static_audit(buf).summary()
+    sidecar = {
+        "format": "nafnet-litert/1",
+        "model": output.name,
+        "architecture": ckpt.config.describe(),
+        "config": ckpt.config.to_dict(),
+        "size": {"height": size[0], "width": size[1]},
+        "precision": precision,
+        "layout": layout,
+        "signature": {
+            "key": "serving_default",
+            "input": {"name": INPUT_NAME, "shape": _shape(layout, ckpt.config.img_channel, size)},
+            "output": {"name": OUTPUT_NAME, "shape": _shape(layout, ckpt.config.img_channel, size)},
+            "range": "float32 RGB in [0, 1]",
+        },
+        "rewrites": {"layernorm_scale": scale, "pool_scale": scale, "upsample": "interleave"},
+        "checkpoint": {
+            "file": ckpt.path.name if ckpt.path else None,
+            "sha256": ckpt.sha256,
+        },
+        "model_sha256": _sha256_bytes(buf),
+        "file_size": len(buf),
+        "convert_seconds": round(seconds, 1),
+        "versions": library_versions(),
+        "audit": summary,
+    }
+    sidecar_path = output.with_suffix(".json")
+    _atomic_write(output, buf)
+    _atomic_write(sidecar_path, (json.dumps(sidecar, indent=2) + "\n").encode())
+    return ExportResult(output, sidecar_path, sidecar)
+
+
+def _shape(layout: str, c: int, size: tuple[int, int]) -> list[int]:
+    return [1, c, size[0], size[1]] if layout == "NCHW" else [1, size[0], size[1], c]
+
+
+def _sha256_bytes(buf: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(buf).hexdigest()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+__all__ = ["ExportResult", "export", "convert_to_tflite", "parse_size", "check_size", "sha256_file"]

@@ -1,0 +1,148 @@
+"""Run a LiteRT model with ``ai_edge_litert.compiled_model.CompiledModel`` on the CPU (XNNPACK) or the GPU.
+
+The GPU path uses LiteRT's own GPU accelerator (ML Drift over WebGPU). On a machine without a GPU it still runs on
+SwiftShader, a software Vulkan that Debian's ``chromium`` package ships: :func:`ensure_vulkan_icd` points the
+Vulkan loader at it before the first model is compiled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelFileError, NafnetLitertError
+
+#: Where Debian's chromium package puts SwiftShader's Vulkan ICD.
+SWIFTSHADER_ICDS = (
+    "/usr/lib/chromium/vk_swiftshader_icd.json",
+    "/usr/lib/chromium-browser/vk_swiftshader_icd.json",
+)
+_VULKAN_LOADERS = ("/usr/lib/x86_64-linux-gnu/libvulkan.so.1", "/usr/lib/aarch64-linux-gnu/libvulkan.so.1")
+
+
+class GpuUnavailable(NafnetLitertError):
+    """No Vulkan adapter for LiteRT's GPU accelerator."""
+
+
+def ensure_vulkan_icd() -> str | None:
+    """Make a Vulkan device visible to LiteRT; return the ICD used, or None when the system's own is kept.
+
+    Raises :class:`GpuUnavailable` with the install command when there is neither a Vulkan loader nor an ICD.
+    """
+    if os.environ.get("VK_ICD_FILENAMES") or os.environ.get("VK_DRIVER_FILES"):
+        return os.environ.get("VK_ICD_FILENAMES") or os.environ.get("VK_DRIVER_FILES")
+    has_loader = any(Path(p).exists() for p in _VULKAN_LOADERS)
+    system_icds = [p for d in ("/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d") for p in Path(d).glob("*.json")]
+    if has_loader and any("lvp" not in p.name for p in system_icds):
+        return None  # a real GPU driver is installed: let the loader pick it
+    icd = next((p for p in SWIFTSHADER_ICDS if Path(p).exists()), None)
+    if not has_loader or icd is None:
+        raise GpuUnavailable(
+            "no Vulkan adapter for the LiteRT GPU accelerator; install one with "
+            "'apt-get install -y chromium libvulkan1' (SwiftShader, a software GPU) or a GPU driver"
+        )
+    os.environ["VK_ICD_FILENAMES"] = icd
+    return icd
+
+
+@dataclass
+class ModelIO:
+    layout: str  # "NCHW" or "NHWC"
+    height: int
+    width: int
+    channels: int
+
+
+def read_sidecar(model_path: str | Path) -> dict | None:
+    p = Path(model_path).with_suffix(".json")
+    if p.is_file():
+        try:
+            return json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+    return None
+
+
+def infer_io(shape: list[int] | tuple[int, ...], sidecar: dict | None = None) -> ModelIO:
+    """Layout and size of an image model's input ``[1,C,H,W]`` or ``[1,H,W,C]`` (C = 1 or 3)."""
+    if len(shape) != 4 or shape[0] != 1:
+        raise ModelFileError(f"expected a [1,C,H,W] or [1,H,W,C] image input, got {list(shape)}")
+    layout = (sidecar or {}).get("layout")
+    if layout is None:
+        layout = "NCHW" if shape[1] in (1, 3) and shape[3] not in (1, 3) else "NHWC"
+        if shape[1] in (1, 3) and shape[3] in (1, 3):
+            layout = "NCHW"
+    if layout == "NCHW":
+        return ModelIO("NCHW", shape[2], shape[3], shape[1])
+    return ModelIO("NHWC", shape[1], shape[2], shape[3])
+
+
+class LiteRTModel:
+    """A compiled LiteRT image model. ``run`` takes and returns NCHW float32, whatever the model's layout."""
+
+    def __init__(self, path: str | Path, accelerator: str = "cpu", threads: int = 2) -> None:
+        from ai_edge_litert.compiled_model import CompiledModel
+        from ai_edge_litert.hardware_accelerator import HardwareAccelerator
+
+        from ..tflite_graph import read_graph
+
+        self.path = Path(path)
+        graph = read_graph(self.path)  # validates the file before the runtime sees it
+        self.sidecar = read_sidecar(self.path)
+        self.accelerator = accelerator
+        in_shape = graph.tensors[graph.inputs[0]].shape
+        self.io = infer_io(in_shape, self.sidecar)
+        self.in_shape = tuple(in_shape)
+        self.out_shape = tuple(graph.tensors[graph.outputs[0]].shape)
+        try:
+            if accelerator == "gpu":
+                ensure_vulkan_icd()
+                # GPU alone: with GPU|CPU a model the GPU refuses still reports "fully accelerated".
+                self._cm = CompiledModel.from_file(str(self.path), hardware_accel=HardwareAccelerator.GPU)
+            elif accelerator == "cpu":
+                from ai_edge_litert.cpu_options import CpuOptions
+                from ai_edge_litert.options import Options
+
+                opts = Options(
+                    hardware_accelerators=HardwareAccelerator.CPU, cpu_options=CpuOptions(num_threads=int(threads))
+                )
+                self._cm = CompiledModel.from_file(str(self.path), options=opts)
+            else:
+                raise ValueError(f"unknown accelerator {accelerator!r} (expected 'cpu' or 'gpu')")
+        except (RuntimeError, ValueError) as e:
+            if isinstance(e, ValueError) and "unknown accelerator" in str(e):
+                raise
+            raise ModelFileError(f"{self.path.name}: LiteRT could not compile it for {accelerator} ({e})") from None
+        self._ins = self._cm.create_input_buffers(0)
+        self._outs = self._cm.create_output_buffers(0)
+
+    def is_fully_accelerated(self) -> bool:
+        return bool(self._cm.is_fully_accelerated())
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.io.height, self.io.width
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """``x``: float32 ``[1,C,H,W]`` at the model's size. Returns float32 ``[1,C,H,W]``."""
+        x = np.asarray(x, dtype=np.float32)
+        expected = (1, self.io.channels, self.io.height, self.io.width)
+        if x.shape != expected:
+            raise ValueError(f"input must be {list(expected)} (NCHW), got {list(x.shape)}")
+        if self.io.layout == "NHWC":
+            x = x.transpose(0, 2, 3, 1)
+        self._ins[0].write(np.ascontiguousarray(x))
+        self._cm.run_by_index(0, self._ins, self._outs)
+        y = self._outs[0].read(int(np.prod(self.out_shape)), np.float32).reshape(self.out_shape)
+        if self.io.layout == "NHWC":
+            y = y.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(y)
+
+    def close(self) -> None:
+        cm = getattr(self, "_cm", None)
+        if cm is not None and hasattr(cm, "close"):
+            cm.close()
