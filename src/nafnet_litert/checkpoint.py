@@ -73,6 +73,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path.name}: not a PyTorch checkpoint ({msg})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
         raise CheckpointError(f"{path.name}: unreadable or truncated checkpoint ({_first_line(e)})") from None
+    except Exception as e:  # the unpickler raises KeyError/IndexError/... on arbitrary bytes
+        raise CheckpointError(f"{path.name}: not a PyTorch checkpoint ({type(e).__name__}: {_first_line(e)})") from None
     return canonicalize(obj, source=path.name)
 
 

@@ -36,9 +36,10 @@ def ensure_vulkan_icd() -> str | None:
     if os.environ.get("VK_ICD_FILENAMES") or os.environ.get("VK_DRIVER_FILES"):
         return os.environ.get("VK_ICD_FILENAMES") or os.environ.get("VK_DRIVER_FILES")
     has_loader = any(Path(p).exists() for p in _VULKAN_LOADERS)
-    system_icds = [p for d in ("/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d") for p in Path(d).glob("*.json")]
-    if has_loader and any("lvp" not in p.name for p in system_icds):
-        return None  # a real GPU driver is installed: let the loader pick it
+    has_gpu_device = any(Path("/dev/dri").glob("renderD*")) or Path("/dev/nvidia0").exists()
+    if has_loader and has_gpu_device:
+        return None  # a real GPU is present: let the Vulkan loader pick its driver
+    # No GPU device: Mesa's ICDs (installed alongside chromium) find nothing, and Dawn refuses lavapipe.
     icd = next((p for p in SWIFTSHADER_ICDS if Path(p).exists()), None)
     if not has_loader or icd is None:
         raise GpuUnavailable(

@@ -1,0 +1,158 @@
+"""Image-quality metrics exactly as the NAFNet paper computed them (BasicSR fork in megvii-research/NAFNet).
+
+How the paper's GoPro numbers (PSNR 33.69 / SSIM 0.967 for width-64, 0.9606-style figures for the
+smaller models) were produced, and what this module reproduces:
+
+* ``basicsr/test.py`` validates with ``use_image=True``: the network output and the ground truth are
+  first turned into 8-bit images by ``tensor2img`` (clamp to [0, 1], ``* 255.0`` in float32, numpy
+  ``round`` = half-to-even, cast to uint8) -> :func:`to_uint8`.  ``rgb2bgr=True`` there only swaps the
+  channel order, which changes none of the metrics below (PSNR is order-free; the 3-D window and its
+  replicate padding are symmetric along the channel axis, so a channel flip just mirrors the SSIM map).
+* PSNR (``calculate_psnr``, ``crop_border=0``, ``test_y_channel=False``): over all RGB values in
+  float64, ``20 * log10(255 / sqrt(mse))``, ``inf`` when identical -> :func:`psnr`.
+* SSIM (``calculate_ssim`` with its default ``ssim3d=True``): **not** the per-channel SSIM of Wang et
+  al. but ``_ssim_3d``: the H x W x C image is treated as one volume and filtered with a 3-D Gaussian
+  ``g[a] * g[b] * g[c]`` (``g = cv2.getGaussianKernel(11, 1.5)``) by ``torch.nn.Conv3d(1, 1, (11, 11, 11),
+  padding=(5, 5, 5), padding_mode='replicate')`` applied to the ``(1, 1, H, W, C)`` tensor, i.e. depth =
+  image rows, height = image columns, width = the 3 colour channels.  Every axis, the 3-long channel
+  axis included, is padded by 5 with edge replication, so the output keeps the full H x W x C shape;
+  the SSIM map (C1 = (0.01*255)^2, C2 = (0.03*255)^2) is averaged over all H*W*C entries, borders
+  included -> :func:`ssim_basicsr3d`.
+* :func:`ssim_standard` is the conventional alternative most other papers report (per-channel 11x11
+  Gaussian SSIM, sigma 1.5, averaged over channels, 5-pixel border excluded), identical to
+  ``skimage.metrics.structural_similarity(a, b, gaussian_weights=True, sigma=1.5,
+  use_sample_covariance=False, data_range=255, channel_axis=-1)``.
+
+Deliberate differences from the original code, all far below the 4th decimal the paper prints:
+
+* BasicSR ran ``_ssim_3d`` in float32 (on the GPU, cuDNN); here everything is float64, so the value is
+  the exact one the float32 run approximates (they typically agree to ~1e-6).
+* BasicSR picks the peak as ``1 if img1.max() <= 1 else 255`` (``img1`` = restored image), which only
+  matters for an all-black (max 0 or 1) 8-bit output; here the peak is always 255 (``peak`` argument).
+
+Only numpy is needed: the separable filters are written out as shifted sums.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["to_uint8", "psnr", "ssim_basicsr3d", "ssim_standard", "gaussian_kernel"]
+
+_K1, _K2 = 0.01, 0.03
+_WIN, _SIGMA = 11, 1.5
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """Float image in [0, 1] (any shape, typically H x W x C) -> uint8, as BasicSR's ``tensor2img``:
+    float32, clamp to [0, 1], ``* 255``, round half-to-even, cast.  NaN becomes 0."""
+    a = np.asarray(img)
+    if not np.issubdtype(a.dtype, np.floating):
+        raise TypeError(f"to_uint8 expects a float image in [0, 1], got dtype {a.dtype}")
+    a = np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+    a = np.clip(a, np.float32(0.0), np.float32(1.0))
+    return np.round(a * np.float32(255.0)).astype(np.uint8)
+
+
+def _check_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        raise ValueError(f"image shapes differ: {a.shape} vs {b.shape}")
+    if a.dtype != np.uint8 or b.dtype != np.uint8:
+        raise TypeError(f"metrics expect uint8 images (use to_uint8), got {a.dtype} and {b.dtype}")
+    return a.astype(np.float64), b.astype(np.float64)
+
+
+def psnr(a_u8: np.ndarray, b_u8: np.ndarray, peak: float = 255.0) -> float:
+    """PSNR in dB over all values (RGB, no border crop), float64; ``inf`` for identical images."""
+    a, b = _check_pair(a_u8, b_u8)
+    mse = float(np.mean((a - b) ** 2))
+    if mse == 0.0:
+        return math.inf
+    return float(20.0 * np.log10(peak / np.sqrt(mse)))
+
+
+def gaussian_kernel(size: int = _WIN, sigma: float = _SIGMA) -> np.ndarray:
+    """1-D Gaussian taps, sum 1 (what ``cv2.getGaussianKernel(size, sigma)`` returns for sigma > 0 and
+    what ``scipy.ndimage.gaussian_filter`` uses with ``truncate = (size // 2) / sigma``)."""
+    x = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
+    g = np.exp(-(x * x) / (2.0 * sigma * sigma))
+    return g / g.sum()
+
+
+def _filter_axis(x: np.ndarray, taps: np.ndarray, axis: int, mode: str) -> np.ndarray:
+    """Correlate ``x`` with 1-D ``taps`` along ``axis``.  ``mode='edge'``: pad by the radius with edge
+    replication first (output keeps the shape, like Conv3d padding_mode='replicate'); ``'valid'``: no
+    padding (output shrinks by ``len(taps) - 1``)."""
+    k = len(taps)
+    r = k // 2
+    if mode == "edge":
+        pad = [(0, 0)] * x.ndim
+        pad[axis] = (r, r)
+        x = np.pad(x, pad, mode="edge")  # np.pad repeats the edge value however wide the pad is
+    elif mode != "valid":
+        raise ValueError(mode)
+    n = x.shape[axis] - k + 1
+    if n < 1:
+        raise ValueError(f"axis {axis} of length {x.shape[axis]} is shorter than the {k}-tap window")
+    idx = [slice(None)] * x.ndim
+    out = None
+    for j in range(k):
+        idx[axis] = slice(j, j + n)
+        term = taps[j] * x[tuple(idx)]
+        out = term if out is None else out + term
+    return out
+
+
+def _ssim_map(a: np.ndarray, b: np.ndarray, filt, peak: float) -> np.ndarray:
+    c1 = (_K1 * peak) ** 2
+    c2 = (_K2 * peak) ** 2
+    mu_a, mu_b = filt(a), filt(b)
+    mu_aa, mu_bb, mu_ab = mu_a * mu_a, mu_b * mu_b, mu_a * mu_b
+    var_a = filt(a * a) - mu_aa
+    var_b = filt(b * b) - mu_bb
+    cov = filt(a * b) - mu_ab
+    return ((2.0 * mu_ab + c1) * (2.0 * cov + c2)) / ((mu_aa + mu_bb + c1) * (var_a + var_b + c2))
+
+
+def ssim_basicsr3d(a_u8: np.ndarray, b_u8: np.ndarray, peak: float = 255.0) -> float:
+    """The NAFNet paper's SSIM (BasicSR ``_ssim_3d``): H x W x C volume, separable 11x11x11 Gaussian
+    (sigma 1.5) with edge-replicate padding of 5 on every axis (channel axis included), full-size SSIM
+    map averaged over all H*W*C entries.  Computed in float64."""
+    a, b = _check_pair(a_u8, b_u8)
+    if a.ndim != 3:
+        raise ValueError(f"ssim_basicsr3d expects H x W x C images, got shape {a.shape}")
+    g = gaussian_kernel()
+
+    def filt(x: np.ndarray) -> np.ndarray:
+        for axis in range(3):
+            x = _filter_axis(x, g, axis, "edge")
+        return x
+
+    return float(_ssim_map(a, b, filt, peak).mean())
+
+
+def ssim_standard(a_u8: np.ndarray, b_u8: np.ndarray, peak: float = 255.0) -> float:
+    """Per-channel Gaussian SSIM (11x11, sigma 1.5, population covariance), averaged over channels.
+
+    Equals skimage's ``structural_similarity(..., gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=255, channel_axis=-1)``: skimage filters with
+    ``gaussian(mode='reflect', truncate=3.5)`` (radius 5) and then drops a 5-pixel border before
+    averaging, so every retained value comes from a window lying wholly inside the image; the padding
+    never contributes and a 'valid' filter gives the same numbers.  A 2-D image is one channel."""
+    a, b = _check_pair(a_u8, b_u8)
+    if a.ndim == 2:
+        a, b = a[:, :, None], b[:, :, None]
+    if a.ndim != 3:
+        raise ValueError(f"ssim_standard expects H x W [x C] images, got shape {a.shape}")
+    if min(a.shape[:2]) < _WIN:
+        raise ValueError(f"ssim_standard needs images of at least {_WIN}x{_WIN}, got {a.shape[:2]}")
+    g = gaussian_kernel()
+
+    def filt(x: np.ndarray) -> np.ndarray:
+        return _filter_axis(_filter_axis(x, g, 0, "valid"), g, 1, "valid")
+
+    per_channel = _ssim_map(a, b, filt, peak).mean(axis=(0, 1))
+    return float(per_channel.mean())

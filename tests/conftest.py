@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nafnet_litert.checkpoint import random_checkpoint
+from nafnet_litert.model import PRESETS, NAFNetConfig
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+#: A small config with every structural feature (4 levels, several blocks), fast to convert.
+SMALL = NAFNetConfig(width=8, enc_blocks=(1, 1, 1, 2), middle_blocks=1, dec_blocks=(1, 1, 1, 1))
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+
+
+def skimage_photo(name: str) -> Path:
+    """Path of a real photo bundled in scikit-image's wheel (no download)."""
+    import skimage
+
+    p = Path(skimage.__file__).parent / "data" / name
+    if not p.is_file():
+        pytest.skip(f"scikit-image does not ship {name}")
+    return p
+
+
+def photo_array(name: str, size: tuple[int, int] | None = None, offset: tuple[int, int] = (0, 0)) -> np.ndarray:
+    from nafnet_litert.images import load_image
+
+    img = load_image(skimage_photo(name))
+    if size:
+        y, x = offset
+        img = img[y : y + size[0], x : x + size[1]]
+    return np.ascontiguousarray(img)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"../shared/data is absent ({SHARED_DATA}): real GoPro pairs not available in this checkout")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def w32_checkpoint():
+    return random_checkpoint(PRESETS["GoPro-width32"], seed=0)
+
+
+@pytest.fixture(scope="session")
+def small_checkpoint():
+    return random_checkpoint(SMALL, seed=1, scale=0.5)
+
+
+@pytest.fixture(scope="session")
+def exported_w32(tmp_path_factory, w32_checkpoint):
+    """GoPro-w32 (random non-zero weights) exported at 256x256 in fp32 and fp16, once per session."""
+    from nafnet_litert.export import export
+
+    d = tmp_path_factory.mktemp("w32")
+    return {p: export(w32_checkpoint, d / f"w32_256_{p}.tflite", 256, p) for p in ("fp32", "fp16")}
+
+
+def pytest_report_header(config):
+    return f"shared data: {SHARED_DATA if SHARED_DATA.is_dir() else 'absent'}; threads: {os.cpu_count()}"

@@ -1,0 +1,83 @@
+"""Each deploy rewrite against the module it replaces, and the whole deploy model against the reference."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from nafnet_litert.checkpoint import random_checkpoint
+from nafnet_litert.images import to_nchw
+from nafnet_litert.model import PRESETS
+from nafnet_litert.model.deploy import InterleaveUpsample, ScaledLayerNorm2d, SeparableGlobalMean, to_deploy
+from nafnet_litert.model.reference import LayerNorm2d, Upsample
+
+from .conftest import SMALL, photo_array
+
+
+@pytest.mark.parametrize("magnitude", [1.0, 175.0, 3000.0])
+def test_scaled_layernorm_is_bit_exact_in_fp32(magnitude):
+    ln = LayerNorm2d(64)
+    ln.weight.data.normal_(1, 0.3)
+    ln.bias.data.normal_(0, 0.3)
+    x = torch.randn(2, 64, 9, 13) * magnitude + magnitude / 3
+    new = ScaledLayerNorm2d.from_reference(ln)
+    with torch.no_grad():
+        assert torch.equal(new(x), ln(x))  # power-of-two scaling commutes with every rounding
+
+
+def test_scaled_layernorm_statistics_stay_small():
+    """The squared deviations the reduction sums are (x/S)^2: at |x| = 175 over 512 channels the sum is far
+    below fp16's 65504, where the reference's sum is ~15M."""
+    x = torch.randn(1, 512, 4, 4)
+    x = x / x.abs().amax() * 175
+    d_ref = x - x.mean(1, keepdim=True)
+    xs = x / 128
+    d_new = xs - xs.mean(1, keepdim=True)
+    assert (d_ref * d_ref).sum(1).max() > 65504
+    assert (d_new * d_new).sum(1).max() < 1000
+
+
+@pytest.mark.parametrize("scale", [1.0, 128.0])
+def test_separable_mean_matches_global_pool(scale):
+    x = torch.randn(2, 16, 24, 40) * 50
+    ref = nn.AdaptiveAvgPool2d(1)(x)
+    new = SeparableGlobalMean(scale)(x)
+    assert new.shape == ref.shape
+    torch.testing.assert_close(new, ref, rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("hw", [(4, 4), (5, 7), (16, 48)])
+def test_interleave_upsample_equals_pixelshuffle(hw):
+    up = Upsample(24)
+    up.conv.weight.data.normal_()
+    new = InterleaveUpsample.from_reference(up)
+    x = torch.randn(1, 24, *hw)
+    with torch.no_grad():
+        a, b = up(x), new(x)
+    assert a.shape == b.shape == (1, 12, 2 * hw[0], 2 * hw[1])
+    assert torch.equal(a, b)
+
+
+def test_to_deploy_leaves_input_untouched_and_replaces_everything():
+    ref = random_checkpoint(SMALL).build_reference()
+    dep = to_deploy(ref)
+    assert not any(isinstance(m, (LayerNorm2d, Upsample, nn.PixelShuffle)) for m in dep.modules())
+    assert any(isinstance(m, LayerNorm2d) for m in ref.modules())
+
+
+@pytest.mark.parametrize(
+    "config, photo, size",
+    [(SMALL, "astronaut.png", (128, 192)), (PRESETS["GoPro-width32"], "chelsea.png", (256, 256))],
+)
+def test_deploy_matches_reference_on_real_photos(config, photo, size):
+    # beta/gamma ~ N(0, 0.1): live blocks, outputs of a realistic magnitude (|y| < 10)
+    ck = random_checkpoint(config, seed=2, scale=0.1)
+    ref = ck.build_reference()
+    dep = to_deploy(ref)
+    x = torch.from_numpy(to_nchw(photo_array(photo, size)))
+    with torch.no_grad():
+        a, b = ref(x), dep(x)
+    diff = (a - b).abs().max().item()
+    assert diff <= 1e-5, f"deploy vs reference max abs {diff:.3g}"
+    assert (a - x).abs().mean().item() > 1e-3
