@@ -1,7 +1,7 @@
 """Image-quality metrics exactly as the NAFNet paper computed them (BasicSR fork in megvii-research/NAFNet).
 
-How the paper's GoPro numbers (PSNR 33.69 / SSIM 0.967 for width-64, 0.9606-style figures for the
-smaller models) were produced, and what this module reproduces:
+How the paper's GoPro PSNR/SSIM figures were produced (``basicsr/test.py`` + ``basicsr/metrics/
+psnr_ssim.py`` of that repository), and what this module reproduces:
 
 * ``basicsr/test.py`` validates with ``use_image=True``: the network output and the ground truth are
   first turned into 8-bit images by ``tensor2img`` (clamp to [0, 1], ``* 255.0`` in float32, numpy
@@ -23,14 +23,18 @@ smaller models) were produced, and what this module reproduces:
   ``skimage.metrics.structural_similarity(a, b, gaussian_weights=True, sigma=1.5,
   use_sample_covariance=False, data_range=255, channel_axis=-1)``.
 
-Deliberate differences from the original code, all far below the 4th decimal the paper prints:
+Deliberate differences from the original code (both under 1e-4, but enough to flip a printed 4th decimal):
 
-* BasicSR ran ``_ssim_3d`` in float32 (on the GPU, cuDNN); here everything is float64, so the value is
-  the exact one the float32 run approximates (they typically agree to ~1e-6).
+* BasicSR ran ``_ssim_3d`` in float32 (on the GPU, cuDNN, ``cudnn.benchmark=True`` so the conv
+  algorithm is picked at run time); here everything is float64, the value the float32 run approximates.
+  The float32 result is not reproducible bit for bit: ``var = E[x^2] - mu^2`` cancels catastrophically
+  at 8-bit magnitudes, so it depends on the summation order.  On skimage's sample photos a CPU float32
+  Conv3d lands 0.6e-6 .. 2.7e-5 above the float64 value, a float32 separable filter within 4e-7.
 * BasicSR picks the peak as ``1 if img1.max() <= 1 else 255`` (``img1`` = restored image), which only
   matters for an all-black (max 0 or 1) 8-bit output; here the peak is always 255 (``peak`` argument).
 
-Only numpy is needed: the separable filters are written out as shifted sums.
+Only numpy is needed (no scipy/cv2 at run time): the separable filters are written out as shifted sums,
+and the replicate-padded filter along the 3-long channel axis as a 3x3 matrix.
 """
 
 from __future__ import annotations
@@ -83,27 +87,49 @@ def gaussian_kernel(size: int = _WIN, sigma: float = _SIGMA) -> np.ndarray:
 
 
 def _filter_axis(x: np.ndarray, taps: np.ndarray, axis: int, mode: str) -> np.ndarray:
-    """Correlate ``x`` with 1-D ``taps`` along ``axis``.  ``mode='edge'``: pad by the radius with edge
-    replication first (output keeps the shape, like Conv3d padding_mode='replicate'); ``'valid'``: no
-    padding (output shrinks by ``len(taps) - 1``)."""
+    """Correlate ``x`` with symmetric 1-D ``taps`` along ``axis``.  ``mode='edge'``: pad by the radius
+    with edge replication first (output keeps the shape, like Conv3d padding_mode='replicate');
+    ``'valid'``: no padding (output shrinks by ``len(taps) - 1``)."""
     k = len(taps)
     r = k // 2
+    if k % 2 != 1 or not np.array_equal(taps, taps[::-1]):
+        raise ValueError("taps must be odd-length and symmetric")
     if mode == "edge":
+        if x.shape[axis] <= k:
+            # short axis (the 3 colour channels): padding + filter is a small linear map, out = M @ x
+            return np.moveaxis(np.tensordot(_edge_matrix(x.shape[axis], taps), x, axes=([1], [axis])), 0, axis)
         pad = [(0, 0)] * x.ndim
         pad[axis] = (r, r)
-        x = np.pad(x, pad, mode="edge")  # np.pad repeats the edge value however wide the pad is
+        x = np.pad(x, pad, mode="edge")
     elif mode != "valid":
         raise ValueError(mode)
     n = x.shape[axis] - k + 1
     if n < 1:
         raise ValueError(f"axis {axis} of length {x.shape[axis]} is shorter than the {k}-tap window")
     idx = [slice(None)] * x.ndim
-    out = None
-    for j in range(k):
+
+    def shifted(j: int) -> np.ndarray:
         idx[axis] = slice(j, j + n)
-        term = taps[j] * x[tuple(idx)]
-        out = term if out is None else out + term
+        return x[tuple(idx)]
+
+    out = shifted(r) * taps[r]
+    tmp = np.empty_like(out)
+    for j in range(r):  # fold the mirror taps: t_j * (x_j + x_{k-1-j})
+        np.add(shifted(j), shifted(k - 1 - j), out=tmp)
+        tmp *= taps[j]
+        out += tmp
     return out
+
+
+def _edge_matrix(length: int, taps: np.ndarray) -> np.ndarray:
+    """M such that (M @ v)[i] = sum_j taps[j] * v[clip(i + j - r, 0, length - 1)]: edge-replicate
+    padding followed by the filter, for a 1-D signal of ``length`` samples."""
+    r = len(taps) // 2
+    m = np.zeros((length, length))
+    for i in range(length):
+        for j, t in enumerate(taps):
+            m[i, min(max(i + j - r, 0), length - 1)] += t
+    return m
 
 
 def _ssim_map(a: np.ndarray, b: np.ndarray, filt, peak: float) -> np.ndarray:

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install nafnet-litert and everything it needs on a fresh Debian/Ubuntu machine (idempotent).
+#   bash scripts/install.sh          # the package (CPU torch, litert-torch, ai-edge-litert, ...)
+#   bash scripts/install.sh --test   # + test tools, the spandrel oracle and SwiftShader for the GPU tests
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PIP="python3 -m pip install -q --disable-pip-version-check"
+
+if [[ "${1:-}" == "--test" ]] && ! [[ -f /usr/lib/chromium/vk_swiftshader_icd.json && -e /usr/lib/x86_64-linux-gnu/libvulkan.so.1 ]]; then
+  # chromium ships SwiftShader (a software Vulkan): LiteRT's GPU accelerator runs on it without a GPU.
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium libvulkan1 >/dev/null
+fi
+
+# A bare `torch` pulls a multi-GB CUDA build; 2.13.0 is the CPU build (and litert-torch 0.10 needs torch < 2.15).
+python3 -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 1)" 2>/dev/null \
+  || $PIP "torch==2.13.0"
+if [[ "${1:-}" == "--test" ]]; then
+  $PIP -e ".[test]"
+  # spandrel (the test oracle) declares torchvision, whose PyPI build needs the CUDA torch: install it without
+  # its dependencies. The tests load only its NAFNet files, which need torch alone.
+  $PIP --no-deps "spandrel>=0.4,<0.5" "einops>=0.8"
+else
+  $PIP -e .
+fi

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Install everything the tests need, then run all of them (slow ones included).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh --test
+python3 -m pytest -v --durations=15 "$@"
