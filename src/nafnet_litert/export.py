@@ -6,6 +6,8 @@ The exported signature is ``serving_default(image) -> restored``: ``image`` is f
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -104,12 +106,31 @@ def convert_to_tflite(
 
         kwargs["quant_config"] = quant_recipes.full_fp16_recipe()
     wrapper = ExportWrapper(net, layout).eval()
-    with torch.no_grad():
+    with _converter_output_captured(), torch.no_grad():
         edge = litert_torch.convert(wrapper, sample_args=(), sample_kwargs={INPUT_NAME: sample}, **kwargs)
-    with tempfile.TemporaryDirectory() as tmp:
-        p = Path(tmp) / "model.tflite"
-        edge.export(str(p))
-        return p.read_bytes()
+        with tempfile.TemporaryDirectory() as tmp:
+            p = Path(tmp) / "model.tflite"
+            edge.export(str(p))
+            return p.read_bytes()
+
+
+@contextlib.contextmanager
+def _converter_output_captured():
+    """litert-torch prints a progress tree and the quantizer a size report on stdout; our callers print their own
+    summary. ``NAFNET_LITERT_VERBOSE=1`` shows them."""
+    if os.environ.get("NAFNET_LITERT_VERBOSE"):
+        yield
+        return
+    from litert_torch import _config
+
+    old = _config.config.show_progress
+    _config.config.show_progress = False
+    sink = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            yield
+    finally:
+        _config.config.show_progress = old
 
 
 def export(
