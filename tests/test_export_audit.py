@@ -163,3 +163,36 @@ def test_cli_convert_and_audit_small_model_nhwc(tmp_path, small_checkpoint):
     rep = json.loads(r.stdout)
     m = rep["parity"][0]["metrics"]
     assert rep["passed"] and m["corr"] >= 0.999999 and m["max_abs"] <= 1e-4, m
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(None, "model not found"), (b"not a flatbuffer at all", "not a LiteRT/TFLite flatbuffer")],
+    ids=["missing", "garbage"],
+)
+def test_cli_audit_bad_model_is_one_line_exit_2(tmp_path, content, message):
+    p = tmp_path / "m.tflite"
+    if content is not None:
+        p.write_bytes(content)
+    r = subprocess.run([sys.executable, "-m", "nafnet_litert.cli", "audit", str(p)], capture_output=True, text=True)
+    assert r.returncode == 2
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.stderr
+
+
+def test_cli_convert_bad_size_and_output(tmp_path, small_checkpoint):
+    from nafnet_litert.checkpoint import save_safetensors
+
+    ckpt = tmp_path / "s.safetensors"
+    save_safetensors(small_checkpoint.state_dict, ckpt)
+    cli = [sys.executable, "-m", "nafnet_litert.cli", "convert", str(ckpt)]
+    for extra, msg in [
+        (["-o", str(tmp_path / "a.tflite"), "--size", "100"], "not a multiple of 16"),
+        (["-o", str(tmp_path / "a.tflite"), "--size", "big"], "bad size"),
+        (["-o", str(tmp_path / "nodir" / "a.tflite")], "output folder does not exist"),
+        (["-o", str(tmp_path / "a.onnx")], "must end in .tflite"),
+    ]:
+        r = subprocess.run(cli + extra, capture_output=True, text=True)
+        assert r.returncode == 2, (extra, r.stderr)
+        assert msg in r.stderr and "Traceback" not in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.safetensors"]

@@ -105,6 +105,7 @@ class ParityResult:
     thresholds: dict = field(default_factory=dict)
     fully_accelerated: bool | None = None
     seconds: float | None = None
+    error: str | None = None
 
 
 @dataclass
@@ -140,6 +141,9 @@ class AuditReport:
         for p in self.parity:
             m = p.metrics
             acc = "" if p.fully_accelerated is None else f", fully accelerated: {'yes' if p.fully_accelerated else 'NO'}"
+            if p.error:
+                lines.append(f"parity       {p.backend}: not run, the accelerator refused the model -> FAIL")
+                continue
             lines.append(
                 f"parity       {p.backend} vs PyTorch reference on {p.image}: corr {m['corr']:.8f}, "
                 f"max abs {m['max_abs']:.3g}, PSNR {m['psnr']:.2f} dB{acc} -> {'pass' if p.passed else 'FAIL'}"
@@ -172,10 +176,27 @@ def run_parity(
 
     import torch
 
+    from .errors import ModelFileError
     from .images import fit_to_size, load_image, to_nchw
     from .runtime import LiteRTModel
 
-    model = LiteRTModel(model_path, accelerator=accelerator, threads=threads)
+    precision = precision or static_audit(model_path).precision
+    try:
+        model = LiteRTModel(model_path, accelerator=accelerator, threads=threads)
+    except ModelFileError as e:
+        if accelerator != "gpu":
+            raise
+        # GPU alone: a graph the GPU cannot take whole is refused at compile time (no CPU fallback).
+        return ParityResult(
+            backend=f"LiteRT {accelerator.upper()}",
+            image=Path(image_path).name,
+            metrics={"corr": float("nan"), "max_abs": float("inf"), "psnr": float("-inf"), "finite": False},
+            precision=precision,
+            passed=False,
+            thresholds=PARITY_THRESHOLDS[precision],
+            fully_accelerated=False,
+            error=str(e),
+        )
     try:
         img = fit_to_size(load_image(image_path, model.io.channels), model.size)
         x = to_nchw(img)
@@ -188,7 +209,6 @@ def run_parity(
     net = reference.build_reference()
     with torch.no_grad():
         ref = net(torch.from_numpy(x)).numpy()
-    precision = precision or static_audit(model_path).precision
     metrics = parity_metrics(out, ref)
     return ParityResult(
         backend=f"LiteRT {accelerator.upper()}",
