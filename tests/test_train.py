@@ -114,9 +114,11 @@ def test_paired_folders_in_gopro_layout(tmp_path):
     (tmp_path / "other" / "target").mkdir(parents=True)
     Image.fromarray((imgs[0] * 255).astype(np.uint8)).save(tmp_path / "other" / "input" / "a.png")
     Image.fromarray((imgs[0] * 255).astype(np.uint8)).save(tmp_path / "other" / "target" / "a.jpg")
-    Image.fromarray((imgs[0] * 255).astype(np.uint8)).save(tmp_path / "other" / "input" / "unpaired.png")
     pairs = load_pairs(tmp_path)
     assert len(pairs) == 3 and all(p.blur.dtype == np.uint8 and p.blur.shape == (48, 48, 3) for p in pairs)
+    Image.fromarray((imgs[0] * 255).astype(np.uint8)).save(tmp_path / "other" / "input" / "unpaired.png")
+    with pytest.raises(NafnetLitertError, match="has no sharp partner"):
+        load_pairs(tmp_path)
     with pytest.raises(NafnetLitertError, match="no image pairs"):
         load_pairs(tmp_path / "GOPR0001" / "blur")
     with pytest.raises(NafnetLitertError, match="not found"):

@@ -23,12 +23,12 @@ import numpy as np
 import torch
 
 from ..errors import NafnetLitertError
+from ..eval.dataset import find_pairs
 from ..images import ImageError, load_image
 from .blur import BlurSettings, blur_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 #: (degraded, clean) folder names recognised as a pair
-PAIR_DIRS = (("blur", "sharp"), ("input", "target"))
 
 
 class DataError(NafnetLitertError):
@@ -65,34 +65,12 @@ def to_u8(img: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def _images_in(folder: Path) -> dict[str, Path]:
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
-
-
-def find_pairs(root: str | Path) -> list[tuple[Path, Path]]:
-    """All (blurred, sharp) file pairs under ``root`` (itself included), sorted; files without a partner are
-    ignored."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"data folder not found: {root}")
-    found: list[tuple[Path, Path]] = []
-    for folder in sorted([root, *(p for p in root.rglob("*") if p.is_dir())]):
-        for degraded, clean in PAIR_DIRS:
-            if (folder / degraded).is_dir() and (folder / clean).is_dir():
-                blurs, sharps = _images_in(folder / degraded), _images_in(folder / clean)
-                found += [(blurs[k], sharps[k]) for k in sorted(blurs) if k in sharps]
-    return found
-
-
 def load_pairs(roots: str | Path | Iterable[str | Path], log: Callable[[str], None] | None = None) -> list[Pair]:
     """Load every pair under each root into memory; a root without any pair is an error."""
     roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
     pairs: list[Pair] = []
     for root in roots:
-        files = find_pairs(root)
-        if not files:
-            names = " or ".join(f"{a}/ + {b}/" for a, b in PAIR_DIRS)
-            raise DataError(f"{root}: no image pairs found (expected [*/]{names} with matching file names)")
+        files = [(p.blur_path, p.sharp_path) for p in find_pairs(root)]  # raises on an empty or broken layout
         for blur_path, sharp_path in _progress(files, f"loading {Path(root).name}"):
             blur, sharp = _load_u8(blur_path), _load_u8(sharp_path)
             if blur.shape != sharp.shape:
