@@ -209,10 +209,14 @@ def random_checkpoint(config: NAFNetConfig, seed: int = 0, scale: float = 0.1) -
 
 
 def resolve_checkpoint(spec: str | Path) -> Checkpoint:
-    """A checkpoint path, or ``random:<preset>[@seed]`` for a structure-only randomly initialised preset."""
+    """A checkpoint path, ``default`` (the bundled trained model), or ``random:<preset>[@seed]`` for a
+    structure-only randomly initialised preset."""
     from .model.config import PRESETS
+    from .zoo import bundled_path, is_default
 
     text = str(spec)
+    if is_default(text):
+        return load_checkpoint(bundled_path())
     if text.startswith("random:"):
         name, _, seed = text[len("random:") :].partition("@")
         if name not in PRESETS:

@@ -91,8 +91,6 @@ def convert_to_tflite(
     net: nn.Module, size: tuple[int, int], precision: str = "fp16", layout: str = "NCHW", channels: int = 3
 ) -> bytes:
     """Convert a (deploy) network at a fixed size with litert-torch and return the flatbuffer bytes."""
-    import litert_torch
-
     if precision not in PRECISIONS:
         raise ExportError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
     if layout not in LAYOUTS:
@@ -100,13 +98,15 @@ def convert_to_tflite(
     h, w = size
     shape = (1, channels, h, w) if layout == "NCHW" else (1, h, w, channels)
     sample = torch.rand(shape, generator=torch.Generator().manual_seed(0))
-    kwargs = {}
-    if precision == "fp16":
-        from litert_torch.generative.quantize import quant_recipes
-
-        kwargs["quant_config"] = quant_recipes.full_fp16_recipe()
     wrapper = ExportWrapper(net, layout).eval()
     with _converter_output_captured(), torch.no_grad():
+        import litert_torch  # imported here: its import prints optional-kernel warnings (torchao)
+
+        kwargs = {}
+        if precision == "fp16":
+            from litert_torch.generative.quantize import quant_recipes
+
+            kwargs["quant_config"] = quant_recipes.full_fp16_recipe()
         edge = litert_torch.convert(wrapper, sample_args=(), sample_kwargs={INPUT_NAME: sample}, **kwargs)
         with tempfile.TemporaryDirectory() as tmp:
             p = Path(tmp) / "model.tflite"
@@ -121,16 +121,16 @@ def _converter_output_captured():
     if os.environ.get("NAFNET_LITERT_VERBOSE"):
         yield
         return
-    from litert_torch import _config
-
-    old = _config.config.show_progress
-    _config.config.show_progress = False
     sink = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        from litert_torch import _config
+
+        old = _config.config.show_progress
+        _config.config.show_progress = False
+        try:
             yield
-    finally:
-        _config.config.show_progress = old
+        finally:
+            _config.config.show_progress = old
 
 
 def export(
