@@ -140,8 +140,14 @@ def export(
     precision: str = "fp16",
     layout: str = "NCHW",
     scale: float = DEFAULT_SCALE,
+    tlc: bool = False,
+    tlc_train_size: int = 256,
 ) -> ExportResult:
-    """Export ``ckpt`` to ``output`` (.tflite) and write ``output.json`` beside it. Atomic: no partial files."""
+    """Export ``ckpt`` to ``output`` (.tflite) and write ``output.json`` beside it. Atomic: no partial files.
+
+    ``tlc=True`` exports megvii's NAFNetLocal: TLC local pooling (:mod:`.model.deploy.tlc_pool`) with windows fixed
+    from ``tlc_train_size`` (the size the checkpoint was trained at).
+    """
     from .audit import static_audit
 
     output = Path(output)
@@ -154,6 +160,13 @@ def export(
         raise ExportError(f"output folder does not exist: {output.parent}")
     t0 = time.perf_counter()
     deploy = to_deploy(ckpt.build_reference(), scale=scale)
+    if tlc:
+        from .model.deploy.tlc_pool import to_tlc_deploy
+
+        try:
+            deploy = to_tlc_deploy(deploy, train_size=tlc_train_size)
+        except ValueError as e:
+            raise ExportError(str(e)) from None
     buf = convert_to_tflite(deploy, size, precision, layout, ckpt.config.img_channel)
     seconds = time.perf_counter() - t0
     summary = static_audit(buf).summary()
@@ -172,6 +185,7 @@ def export(
             "range": "float32 RGB in [0, 1]",
         },
         "rewrites": {"layernorm_scale": scale, "pool_scale": scale, "upsample": "interleave"},
+        "tlc": _tlc_sidecar(ckpt.config, size, tlc_train_size) if tlc else None,
         "checkpoint": {
             "file": ckpt.path.name if ckpt.path else None,
             "sha256": ckpt.sha256,
@@ -186,6 +200,17 @@ def export(
     _atomic_write(output, buf)
     _atomic_write(sidecar_path, (json.dumps(sidecar, indent=2) + "\n").encode())
     return ExportResult(output, sidecar_path, sidecar)
+
+
+def _tlc_sidecar(config, size: tuple[int, int], train_size: int) -> dict:
+    from .model.tlc import BASE_RATIO, tlc_kernels, tlc_pool_is_global
+
+    levels = []
+    for level, k in enumerate(tlc_kernels(config, train_size, BASE_RATIO)):
+        fh, fw = size[0] >> level, size[1] >> level
+        pool = "global" if tlc_pool_is_global(k, fh, fw) else "local"
+        levels.append({"level": level, "kernel": list(k), "feature": [fh, fw], "pool": pool})
+    return {"train_size": train_size, "base_ratio": BASE_RATIO, "levels": levels}
 
 
 def _shape(layout: str, c: int, size: tuple[int, int]) -> list[int]:

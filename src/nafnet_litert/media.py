@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from .images import ImageError
 
@@ -95,16 +95,14 @@ def read_photo(path: str | Path) -> Photo:
     try:
         with Image.open(path) as im:
             icc = im.info.get("icc_profile")
-            exif = im.getexif()
+            exif = Image.Exif()
+            exif.load(im.getexif().tobytes())  # a copy: resetting orientation must not touch the image
             orientation = int(exif.get(_ORIENTATION, 1) or 1)
             if orientation != 1:
                 exif[_ORIENTATION] = 1
             exif_bytes = exif.tobytes() if len(exif) else None
-            sixteen = _sixteen_bit(path, im)
-            if sixteen is not None:
-                arr = _orient(sixteen, orientation)
-            else:
-                im = ImageOps.exif_transpose(im)
+            arr = _sixteen_bit(path, im)
+            if arr is None:
                 if im.mode in ("I;16", "I;16B", "I;16L"):
                     arr = np.asarray(im).astype(np.uint16)
                 elif im.mode in ("L", "LA", "RGB", "RGBA"):
@@ -113,6 +111,7 @@ def read_photo(path: str | Path) -> Photo:
                     arr = np.asarray(im.convert("RGBA"))
                 else:
                     arr = np.asarray(im.convert("RGB"))
+            arr = _orient(arr, orientation)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"{path.name}: not a readable image ({e})") from None
     color, alpha = _split(np.ascontiguousarray(arr))

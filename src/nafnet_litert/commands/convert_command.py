@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", choices=PRECISIONS, default="fp16", help="weight precision")
     p.add_argument("--nhwc", action="store_true", help="NHWC [1,H,W,3] input/output instead of NCHW [1,3,H,W]")
     p.add_argument("--scale", type=float, default=128.0, help="LayerNorm/pooling statistics scale S (power of 2)")
+    p.add_argument("--tlc", action="store_true", help="TLC local channel-attention pooling (megvii NAFNetLocal)")
+    p.add_argument("--tlc-train-size", type=int, default=256, help="with --tlc: the checkpoint's training crop size")
     p.add_argument("--json", action="store_true", help="print the sidecar JSON instead of a summary")
     p.set_defaults(func=run)
 
@@ -40,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision,
         layout=LAYOUTS[1] if args.nhwc else LAYOUTS[0],
         scale=args.scale,
+        tlc=args.tlc,
+        tlc_train_size=args.tlc_train_size,
     )
     s = res.sidecar
     if args.json:
@@ -56,5 +60,8 @@ def run(args: argparse.Namespace) -> int:
         f"graph: {a['node_count']} nodes, {a['transpose_count']} TRANSPOSE, max rank {a['max_rank']}, "
         f"banned ops: {', '.join(a['banned_ops']) or 'none'} -> GPU-clean: {'yes' if a['gpu_clean'] else 'NO'}"
     )
+    if s["tlc"]:
+        pools = ", ".join(f"L{v['level']} {v['kernel'][0]}x{v['kernel'][1]} {v['pool']}" for v in s["tlc"]["levels"])
+        print(f"TLC (train size {s['tlc']['train_size']}): {pools}")
     print(f"sidecar: {res.sidecar_path}")
     return 0 if a["gpu_clean"] else 1

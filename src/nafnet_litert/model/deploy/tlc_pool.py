@@ -1,0 +1,173 @@
+"""Rewrite (d, optional): TLC's local channel-attention pool as a GPU-clean, fp16-safe box mean.
+
+Why: the reference :class:`~nafnet_litert.model.tlc.TLCPool` (like megvii's code) sums a 2-D cumulative-sum
+integral image — CUMSUM, which mobile GPU delegates refuse, and a running sum over up to 384 x 384 values of
+|x| ~ 100 that overflows fp16 many times over — then replicate-pads, which lowers to GATHER_ND (refused too).
+
+The rewrite computes the same windows from means only, separably (W, then H):
+
+* dyadic means by repeated pairwise averaging of shifted slices: ``m_1 = x``,
+  ``m_2j[i] = (m_j[i] + m_j[i + j]) * 0.5`` (SLICE, ADD, MUL);
+* a width ``k`` that is not a power of two splits each window into consecutive dyadic blocks following k's binary
+  digits, largest first: ``mean_k[i] = sum_b (2^b / k) * m_(2^b)[i + off_b]``, ``off_b`` the sum of the larger
+  blocks (e.g. 384 = 256 + 128: ``(2/3) m_256[i] + (1/3) m_128[i + 256]``);
+* an axis where the window covers the whole map (``k >= n``) is a single-axis MEAN on ``x / S`` (as in
+  :mod:`.pooling`), and the all-global case is exactly :class:`~.pooling.SeparableGlobalMean`;
+* megvii's replicate padding back to ``h x w`` without GATHER: the one-pixel edge slice is resized (nearest
+  neighbour) to the pad width and concatenated (SLICE, RESIZE_NEAREST_NEIGHBOR, CONCATENATION); a one-pixel axis is
+  resized to the full length.
+
+All ops are rank 4 and GPU-clean; the shapes are static at export, so the module decides global vs local and
+builds its slices from ``x.shape`` at trace time. fp16: every intermediate is a mean (or a weighted part of one,
+weights <= 1), so no value ever exceeds max|x| (the one sum, ``m_j[i] + m_j[i+j]``, is at most 2 max|x|) — the
+integral image would reach k1*k2*max|x|. Nothing is pre-scaled by 1/k either, so small values do not sink into
+fp16's subnormal range.
+
+Why it is exact: for each output pixel the rewrite averages the same ``k1 x k2`` window of the same map as the
+reference, and pads with the same edge values at the same offsets; only the order of the additions differs (a
+balanced tree of pairwise means instead of an integral-image difference). In fp32 the two agree to ~1e-7 relative.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..reference import NAFNet
+from ..tlc import BASE_RATIO, TRAIN_SIZE, TLCPool, block_levels, replicate_pads, tlc_kernels, tlc_pool_is_global
+from .layernorm import DEFAULT_SCALE
+from .pooling import SeparableGlobalMean
+
+
+def _box_mean(x: torch.Tensor, k: int, dim: int) -> torch.Tensor:
+    """Mean of every ``k`` consecutive values along ``dim`` (2 or 3): length ``n - k + 1``, means only."""
+    n = x.shape[dim]
+    if k == 1:
+        return x
+    out_len = n - k + 1
+    top = k.bit_length() - 1
+    bits = [b for b in range(top, -1, -1) if k >> b & 1]  # largest block first
+    offsets, off = {}, 0
+    for b in bits:
+        offsets[b] = off
+        off += 1 << b
+    # need[b]: how many leading values of m_(2^b) are read (by the output, or by the next doubling)
+    need = [0] * (top + 1)
+    for b in range(top, -1, -1):
+        r = offsets[b] + out_len if b in offsets else 0
+        if b < top:
+            r = max(r, need[b + 1] + (1 << b))
+        need[b] = r
+    m = x.narrow(dim, 0, need[0]) if need[0] < n else x
+    means = {0: m} if 0 in offsets else {}
+    for b in range(1, top + 1):
+        half = 1 << (b - 1)
+        m = (m.narrow(dim, 0, need[b]) + m.narrow(dim, half, need[b])) * 0.5
+        if b in offsets:
+            means[b] = m
+    out = None
+    for b in bits:
+        term = means[b].narrow(dim, offsets[b], out_len)
+        if len(bits) > 1:
+            term = term * ((1 << b) / k)
+        out = term if out is None else out + term
+    return out
+
+
+def _resize_axis(x: torch.Tensor, n: int, dim: int) -> torch.Tensor:
+    """Nearest-neighbour resize of a length-1 axis ``dim`` to length ``n``: n copies of the slice, no GATHER."""
+    size = [x.shape[2], x.shape[3]]
+    size[dim - 2] = n
+    return F.interpolate(x, size=tuple(size), mode="nearest")
+
+
+def _replicate_pad_axis(x: torch.Tensor, before: int, after: int, dim: int) -> torch.Tensor:
+    """Replicate padding along one axis as edge slices resized to the pad width, concatenated."""
+    if before == 0 and after == 0:
+        return x
+    n = x.shape[dim]
+    if n == 1:
+        return _resize_axis(x, before + 1 + after, dim)
+    parts = []
+    if before:
+        parts.append(_resize_axis(x.narrow(dim, 0, 1), before, dim))
+    parts.append(x)
+    if after:
+        parts.append(_resize_axis(x.narrow(dim, n - 1, 1), after, dim))
+    return torch.cat(parts, dim)
+
+
+class TLCBoxMean(nn.Module):
+    """Deploy form of :class:`~nafnet_litert.model.tlc.TLCPool` (same kernel, same output shape and values).
+
+    ``scale`` is the statistics scale of the single-axis MEANs (global, or an axis the window covers whole).
+    """
+
+    def __init__(self, kernel: tuple[int, int], scale: float = DEFAULT_SCALE) -> None:
+        super().__init__()
+        kh, kw = (kernel, kernel) if isinstance(kernel, int) else (int(kernel[0]), int(kernel[1]))
+        if kh < 1 or kw < 1:
+            raise ValueError(f"TLC kernel must be positive, got {kernel}")
+        self.kernel = (kh, kw)
+        self.global_mean = SeparableGlobalMean(scale)
+
+    @property
+    def scale(self) -> float:
+        return self.global_mean.scale
+
+    @classmethod
+    def from_reference(cls, pool: TLCPool, scale: float = DEFAULT_SCALE) -> "TLCBoxMean":
+        return cls(pool.kernel, scale)
+
+    def extra_repr(self) -> str:
+        return f"kernel={self.kernel}, scale={self.scale}"
+
+    def _axis_mean(self, x: torch.Tensor, dim: int) -> torch.Tensor:
+        s = self.scale
+        if s == 1.0:
+            return x.mean(dim, keepdim=True)
+        return (x * (1.0 / s)).mean(dim, keepdim=True) * s
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        if tlc_pool_is_global(self.kernel, h, w):
+            return self.global_mean(x)
+        k1, k2 = min(h, self.kernel[0]), min(w, self.kernel[1])
+        # a clamped axis (window = whole axis) first: it shrinks the map before the other axis' box mean
+        y = self._axis_mean(x, 2) if k1 == h else x
+        y = self._axis_mean(y, 3) if k2 == w else _box_mean(y, k2, 3)
+        if k1 < h:
+            y = _box_mean(y, k1, 2)
+        left, right, top, bottom = replicate_pads(h, w, *y.shape[-2:])
+        y = _replicate_pad_axis(y, left, right, 3)
+        return _replicate_pad_axis(y, top, bottom, 2)
+
+
+def to_tlc_deploy(
+    deploy_model: NAFNet, train_size: int | tuple[int, int] = TRAIN_SIZE, base_ratio: float = BASE_RATIO
+) -> NAFNet:
+    """A deep copy of a deployed model (the output of ``to_deploy``) with TLC pooling in every block.
+
+    Each block's :class:`SeparableGlobalMean` becomes a :class:`TLCBoxMean` with its level's kernel and the same
+    scale; the TLCBoxMean runs that very SeparableGlobalMean wherever the pool is global at the traced size, so an
+    export keeps the plain global mean at every level where TLC does not change anything.
+    """
+    kernels = tlc_kernels(deploy_model.config, train_size, base_ratio)
+    local = copy.deepcopy(deploy_model).eval()
+    for level, block in block_levels(local):
+        pool = block.sca[0]
+        if not isinstance(pool, SeparableGlobalMean):
+            raise TypeError(
+                f"to_tlc_deploy expects a deployed NAFNet (SeparableGlobalMean; run to_deploy first), "
+                f"found {type(pool).__name__}"
+            )
+        new = TLCBoxMean(kernels[level], pool.scale)
+        new.global_mean = pool
+        block.sca[0] = new
+    return local
+
+
+__all__ = ["TLCBoxMean", "to_tlc_deploy"]
