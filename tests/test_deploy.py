@@ -81,3 +81,16 @@ def test_deploy_matches_reference_on_real_photos(config, photo, size):
     diff = (a - b).abs().max().item()
     assert diff <= 1e-5, f"deploy vs reference max abs {diff:.3g}"
     assert (a - x).abs().mean().item() > 1e-3
+
+
+@pytest.mark.parametrize("config", [SMALL, PRESETS["GoPro-width32"]], ids=["small", "gopro-w32"])
+def test_lean_graph_matches_reference_on_real_photos(config):
+    from nafnet_litert.model.deploy.lean import to_lean
+
+    ck = random_checkpoint(config, seed=4, scale=0.1)
+    ref = ck.build_reference()
+    lean = to_lean(to_deploy(ref))
+    x = torch.from_numpy(to_nchw(photo_array("coffee.png", (128, 192), offset=(50, 100))))
+    with torch.no_grad():
+        diff = (ref(x) - lean(x)).abs().max().item()
+    assert diff <= 1e-5, f"lean vs reference max abs {diff:.3g}"
