@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", default="256", help="input size: N or HxW, a multiple of 2^levels (16)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp16", help="weight precision")
     p.add_argument("--nhwc", action="store_true", help="NHWC [1,H,W,3] input/output instead of NCHW [1,3,H,W]")
-    p.add_argument("--scale", type=float, default=128.0, help="LayerNorm/pooling statistics scale S (power of 2)")
+    p.add_argument("--scale", type=float, default=32.0, help="LayerNorm/pooling statistics scale S (power of 2)")
     p.add_argument("--tlc", action="store_true", help="TLC local channel-attention pooling (megvii NAFNetLocal)")
     p.add_argument("--tlc-train-size", type=int, default=256, help="with --tlc: the checkpoint's training crop size")
     p.add_argument("--json", action="store_true", help="print the sidecar JSON instead of a summary")

@@ -12,11 +12,17 @@ The rewrite computes the statistics on ``xs = x / S`` and *stays in the scaled d
     y   = d / sqrt(v + eps / S^2)         # = (x - mu) / sqrt(var + eps)
 
 Why it is exact: LayerNorm is scale invariant, so in real arithmetic ``y`` is identical. With S a power of two it
-is even bit-identical in fp32: multiplying by 2^-7 only shifts exponents, so ``xs``, ``d``, ``v`` and
-``eps / S^2`` are the reference's values scaled by exact powers of two, and ``sqrt`` of ``v * 4^-7`` is
-``sqrt(v) * 2^-7`` exactly. The variance is never multiplied back by S^2 (at |x| in the thousands that would
-overflow fp16 again). In fp16 the accumulator now holds at most ``C * (max|x|/S)^2`` (512 * 1.9 for |x| = 175).
-Caveat: ``eps / S^2`` (6e-11) underflows to 0 in fp16, which only matters for a pixel whose channels are all equal.
+is even bit-identical in fp32: multiplying by 2^-k only shifts exponents, so ``xs``, ``d``, ``v`` and
+``eps / S^2`` are the reference's values scaled by exact powers of two, and ``sqrt`` of ``v * 4^-k`` is
+``sqrt(v) * 2^-k`` exactly. The variance is never multiplied back by S^2 (at |x| in the thousands that would
+overflow fp16 again).
+
+Why S = 32 (not larger): S must keep both ends of fp16 in range. The variance sum must stay below 65504:
+``C * (max|x|/S)^2`` is 15.3k for 512 channels all at |x| = 175 (headroom > 4 in that worst case; S = 16 would
+leave 1.07). And ``v = var / S^2`` must stay above fp16's smallest subnormal (6e-8), or it rounds to 0 and
+``d / sqrt(0 + eps/S^2)`` (eps/S^2 underflows too) is 0/0: the fp16 emulation (``nafnet_litert.fp16``) showed
+S = 128 turning whole frames to NaN, because shallow layers have pixels whose channel std is ~0.02. With
+S = 32 that floor is std 0.0055 (S x 1.7e-4).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from torch import nn
 
 from ..reference import LayerNorm2d
 
-DEFAULT_SCALE = 128.0
+DEFAULT_SCALE = 32.0
 
 
 class ScaledLayerNorm2d(nn.Module):

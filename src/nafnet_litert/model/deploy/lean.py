@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..reference import NAFBlock, NAFNet
-from .layernorm import ScaledLayerNorm2d
+from .layernorm import DEFAULT_SCALE, ScaledLayerNorm2d
 from .pooling import SeparableGlobalMean
 
 
@@ -109,7 +109,7 @@ class LeanBlock(nn.Module):
         return y + self.conv5(self.conv4a(n) * self.conv4b(n))
 
 
-def to_lean(deploy: NAFNet, scale: float = 128.0) -> NAFNet:
+def to_lean(deploy: NAFNet, scale: float = DEFAULT_SCALE) -> NAFNet:
     """A lean copy of a deployed network (see module docstring); ``deploy`` is left untouched."""
     import copy
 
