@@ -1,0 +1,68 @@
+"""The HTML audit report: one self-contained file, rendered in headless Chromium, with its key numbers."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nafnet_litert.checkpoint import save_safetensors
+from nafnet_litert.export import export
+
+from .conftest import skimage_photo
+
+
+def _chromium() -> str:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must render the report: apt-get install chromium")
+        pytest.skip("no chromium to render the report (apt-get install chromium)")
+    return exe
+
+
+@pytest.mark.slow
+def test_report_renders_with_key_numbers(tmp_path, small_checkpoint):
+    ckpt = tmp_path / "small.safetensors"
+    save_safetensors(small_checkpoint.state_dict, ckpt)
+    model = tmp_path / "small.tflite"
+    export(small_checkpoint, model, 128, "fp16")
+    html_path = tmp_path / "audit.html"
+    photo = str(skimage_photo("chelsea.png"))
+    r = subprocess.run(
+        [sys.executable, "-m", "nafnet_litert.cli", "audit", str(model), "--reference", str(ckpt), "--image", photo,
+         "--fp16", "--report", str(html_path), "--json"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    js = json.loads(r.stdout)
+    assert js["passed"] and js["fp16"]["passed"]
+    # the reference LayerNorm overflows under stress weights, the deploy one does not
+    assert js["fp16"]["stress"]["reference"]["overflow_count"] > 0
+    assert js["fp16"]["stress"]["deploy"]["overflow_count"] == 0
+    text = html_path.read_text()
+    assert "http://" not in text.replace("http://www.w3.org/2000/svg", "") and "https://" not in text  # self-contained
+    corr = js["parity"][0]["metrics"]["corr"]
+    for needle in ["Verdict: PASS", f"{corr:.8f}", str(js["static"]["node_count"]), "fp16 emulation", "Before / after",
+                   f"{js['fp16']['stress']['deploy']['worst_reduction']['headroom']:.3g}"]:  # fmt: skip
+        assert needle in text, needle
+    assert len(re.findall(r"data:image/png;base64,", text)) == 3  # evidence + before + after
+
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'prof'}",
+         "--window-size=1200,2400", f"--screenshot={shot}", html_path.as_uri()],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    img = np.asarray(Image.open(shot).convert("RGB")).astype(np.float32)
+    assert img.shape[:2] == (2400, 1200)
+    assert img.std() > 20  # not blank
+    assert (img[..., 1] - img[..., 0] > 60).sum() > 500  # green PASS text and green headroom bars are drawn
