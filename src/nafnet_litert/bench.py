@@ -1,15 +1,20 @@
-"""Benchmark (not a test): PyTorch eager (reference and deploy) vs LiteRT XNNPACK fp32/fp16 at 1 and 2 threads.
+"""Benchmark (not a test). Every figure comes from one run on one machine; ratios are the result.
 
-    python -m nafnet_litert.bench [CKPT|random:GoPro-width32] [--size 256] [--runs 7] [--json out.json]
+    nafnet-litert bench [CKPT|default|random:GoPro-width32] [--size 256] [--runs 7] [--threads 1,2] [--json out.json]
+    python -m nafnet_litert.bench ...   (the same)
 
-Every figure comes from one run on one machine: median of ``--runs`` timed runs after warm-up. Ratios (to the
-PyTorch reference at the same thread count) are the result; absolute times depend on the machine.
+Backends: PyTorch eager (reference and deploy), ONNX Runtime CPU (exported by the benchmark itself, same thread
+count), LiteRT XNNPACK fp32 and fp16; optionally (``--frame``) a 1280x720 frame tiled with the 256 model and
+full-frame with TLC. Each backend is measured in a fresh process (spawned) so that its peak RSS is its own:
+median of ``--runs`` timed runs after warm-up. The machine's fp32 GEMM speed is measured in the same run (a large
+sgemm with the same thread count) and turned into the compute floor for the model's MACs at that size.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import os
 import statistics
 import sys
@@ -18,7 +23,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 
 def _median_ms(fn, runs: int, warmup: int = 2) -> float:
@@ -32,60 +36,174 @@ def _median_ms(fn, runs: int, warmup: int = 2) -> float:
     return statistics.median(times)
 
 
-def run_bench(spec: str, size: int | tuple[int, int] = 256, runs: int = 7, threads=(1, 2), workdir=None) -> list[dict]:
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def count_macs(net, shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of every convolution for one input of ``shape`` (what the GEMM floor is for)."""
+    import torch
+
+    total = 0
+
+    def hook(mod, inp, out):
+        nonlocal total
+        k = mod.weight[0].numel()  # in/groups * kh * kw
+        total += out.numel() * k
+
+    hs = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.inference_mode():
+        net(torch.zeros(shape))
+    for h in hs:
+        h.remove()
+    return total
+
+
+def gemm_gflops(threads: int, n: int = 2048, runs: int = 5) -> float:
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    ms = _median_ms(lambda: torch.mm(a, b), runs)
+    return 2 * n**3 / (ms / 1e3) / 1e9
+
+
+# ------------------------------------------------------------------ workers (each runs in a fresh process)
+def _work(job: dict) -> dict:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    kind, n, runs = job["kind"], job["threads"], job["runs"]
+    h, w = job["size"]
+    x = np.random.default_rng(0).random((1, 3, h, w), dtype=np.float32)
+    if kind.startswith("torch"):
+        import torch
+
+        from .checkpoint import resolve_checkpoint
+        from .model.deploy import to_deploy
+
+        torch.set_num_threads(n)
+        net = resolve_checkpoint(job["model"]).build_reference()
+        net = to_deploy(net) if kind == "torch-deploy" else net
+        xt = torch.from_numpy(x)
+        with torch.inference_mode():
+            ms = _median_ms(lambda: net(xt), runs)
+    elif kind == "onnxruntime":
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = n
+        so.inter_op_num_threads = 1
+        sess = ort.InferenceSession(job["path"], so, providers=["CPUExecutionProvider"])
+        name = sess.get_inputs()[0].name
+        ms = _median_ms(lambda: sess.run(None, {name: x}), runs)
+    elif kind == "litert":
+        from .runtime import LiteRTModel
+
+        m = LiteRTModel(job["path"], "cpu", n)
+        ms = _median_ms(lambda: m.run(x), runs)
+    elif kind == "frame-tiled":
+        from .deblur import DeblurOptions, Deblurrer
+
+        deb = Deblurrer(DeblurOptions(model=job["path"], threads=n))
+        img = x[0].transpose(1, 2, 0)
+        ms = _median_ms(lambda: deb.restore(img), runs, warmup=1)
+    elif kind == "frame-tlc":
+        from .runtime import LiteRTModel
+
+        m = LiteRTModel(job["path"], "cpu", n)
+        ms = _median_ms(lambda: m.run(x), runs, warmup=1)
+    else:  # pragma: no cover
+        raise ValueError(kind)
+    return {"ms": ms, "peak_rss_mb": _peak_rss_mb()}
+
+
+def _export_onnx(spec: str, size: tuple[int, int], path: Path) -> None:
+    import torch
+
+    from .checkpoint import resolve_checkpoint
+
+    net = resolve_checkpoint(spec).build_reference()
+    x = torch.rand(1, 3, *size)
+    try:
+        torch.onnx.export(net, (x,), str(path), input_names=["image"], output_names=["restored"], dynamo=False)
+    except TypeError:  # pragma: no cover - exporters without the switch
+        torch.onnx.export(net, (x,), str(path), input_names=["image"], output_names=["restored"])
+
+
+def run_bench(spec: str, size=(256, 256), runs: int = 7, threads=(1, 2), frame: bool = False, log=print) -> dict:
     from .checkpoint import resolve_checkpoint
     from .export import export, parse_size
-    from .model.deploy import to_deploy
-    from .runtime import LiteRTModel
 
+    from .errors import NafnetLitertError
+
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise NafnetLitertError("bench compares against ONNX Runtime: pip install 'nafnet-litert[bench]'") from None
     h, w = parse_size(size)
     ck = resolve_checkpoint(spec)
-    ref = ck.build_reference()
-    dep = to_deploy(ref)
-    x = torch.rand(1, ck.config.img_channel, h, w, generator=torch.Generator().manual_seed(0))
+    ctx = mp.get_context("spawn")
     rows: list[dict] = []
-    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        models = {p: export(ck, Path(tmp) / f"m_{p}.tflite", (h, w), p).model_path for p in ("fp32", "fp16")}
+    with tempfile.TemporaryDirectory() as tmp:
+        log("exporting models (ONNX, LiteRT fp32/fp16)...")
+        onnx_path = Path(tmp) / "model.onnx"
+        _export_onnx(spec, (h, w), onnx_path)
+        lite = {p: str(export(ck, Path(tmp) / f"m_{p}.tflite", (h, w), p).model_path) for p in ("fp32", "fp16")}
+        jobs = []
         for n in threads:
-            torch.set_num_threads(n)
-            with torch.inference_mode():
-                rows.append({"backend": "PyTorch eager (reference)", "threads": n, "ms": _median_ms(lambda: ref(x), runs)})
-                rows.append({"backend": "PyTorch eager (deploy)", "threads": n, "ms": _median_ms(lambda: dep(x), runs)})
-            xn = x.numpy()
-            for p, path in models.items():
-                m = LiteRTModel(path, "cpu", threads=n)
-                rows.append({"backend": f"LiteRT XNNPACK {p}", "threads": n, "ms": _median_ms(lambda: m.run(xn), runs)})
-                m.close()
+            base = {"threads": n, "runs": runs, "size": (h, w), "model": spec}
+            jobs += [
+                {**base, "kind": "torch-reference", "label": "PyTorch eager (reference)"},
+                {**base, "kind": "torch-deploy", "label": "PyTorch eager (deploy)"},
+                {**base, "kind": "onnxruntime", "label": "ONNX Runtime CPU", "path": str(onnx_path)},
+                {**base, "kind": "litert", "label": "LiteRT XNNPACK fp32", "path": lite["fp32"]},
+                {**base, "kind": "litert", "label": "LiteRT XNNPACK fp16", "path": lite["fp16"]},
+            ]
+        if frame:
+            log("exporting the full-frame TLC model (720x1280)...")
+            tlc = str(export(ck, Path(tmp) / "m_720x1280_tlc.tflite", (720, 1280), "fp16", tlc=True).model_path)
+            for n in threads:
+                base = {"threads": n, "runs": max(3, runs // 2), "size": (720, 1280), "model": spec}
+                jobs += [
+                    {**base, "kind": "frame-tiled", "label": "1280x720 tiled 256 fp16 (LiteRT)", "path": lite["fp16"]},
+                    {**base, "kind": "frame-tlc", "label": "1280x720 full-frame TLC fp16 (LiteRT)", "path": tlc},
+                ]
+        for job in jobs:
+            with ctx.Pool(1) as pool:
+                res = pool.apply(_work, (job,))
+            rows.append({"backend": job["label"], "threads": job["threads"], "size": f"{job['size'][0]}x{job['size'][1]}", **res})
+            log(f"  {job['label']:40s} {job['threads']} thr  {res['ms']:9.1f} ms  peak RSS {res['peak_rss_mb']:.0f} MB")
+    macs = count_macs(ck.build_reference(), (1, 3, h, w))
+    floors = {}
+    for n in threads:
+        g = gemm_gflops(n)
+        floors[n] = {"gemm_gflops": g, "floor_ms": 2 * macs / (g * 1e9) * 1e3}
     for r in rows:
-        base = next(b for b in rows if b["threads"] == r["threads"] and b["backend"].endswith("(reference)"))
-        r["vs_torch_reference"] = r["ms"] / base["ms"]
-        r["size"] = f"{h}x{w}"
-        r["model"] = ck.config.describe()
-    return rows
+        if r["size"] != f"{h}x{w}":
+            continue
+        n = r["threads"]
+        same = [b for b in rows if b["threads"] == n and b["size"] == r["size"]]
+        r["vs_torch_reference"] = r["ms"] / next(b["ms"] for b in same if b["backend"].endswith("(reference)"))
+        r["vs_onnxruntime"] = r["ms"] / next(b["ms"] for b in same if b["backend"] == "ONNX Runtime CPU")
+        r["vs_gemm_floor"] = r["ms"] / floors[n]["floor_ms"]
+    return {"model": ck.config.describe(), "size": f"{h}x{w}", "macs": macs, "floors": floors, "rows": rows,
+            "machine": _cpu_name(), "runs": runs}  # fmt: skip
 
 
-def format_table(rows: list[dict]) -> str:
-    out = [f"{'backend':30s} {'threads':>7s} {'median ms':>10s} {'x torch ref':>11s}"]
-    for r in rows:
-        out.append(f"{r['backend']:30s} {r['threads']:>7d} {r['ms']:>10.1f} {r['vs_torch_reference']:>11.2f}")
+def format_table(res: dict) -> str:
+    out = [f"{res['model']} at {res['size']} ({res['macs'] / 1e9:.2f} GMAC), median of {res['runs']} runs; {res['machine']}"]
+    for n, f in res["floors"].items():
+        out.append(f"  {n} thread(s): sgemm {f['gemm_gflops']:.0f} GFLOP/s -> compute floor {f['floor_ms']:.1f} ms")
+    out.append(f"{'backend':40s} {'thr':>3s} {'median ms':>10s} {'peak RSS MB':>11s} {'x torch':>8s} {'x ORT':>6s} {'x floor':>8s}")
+    for r in res["rows"]:
+        ratios = (
+            f"{r['vs_torch_reference']:>8.2f} {r['vs_onnxruntime']:>6.2f} {r['vs_gemm_floor']:>8.2f}"
+            if "vs_gemm_floor" in r else f"{'':>8s} {'':>6s} {'':>8s}"
+        )  # fmt: skip
+        out.append(f"{r['backend']:40s} {r['threads']:>3d} {r['ms']:>10.1f} {r['peak_rss_mb']:>11.0f} {ratios}")
     return "\n".join(out)
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m nafnet_litert.bench", description=__doc__.split("\n\n")[0])
-    ap.add_argument("checkpoint", nargs="?", default="random:GoPro-width32")
-    ap.add_argument("--size", default="256")
-    ap.add_argument("--runs", type=int, default=7, help="timed runs per backend (median reported; >= 5)")
-    ap.add_argument("--json", help="also write the rows as JSON")
-    a = ap.parse_args(argv)
-    if a.runs < 5:
-        ap.error("--runs must be at least 5")
-    rows = run_bench(a.checkpoint, a.size, a.runs)
-    print(f"{rows[0]['model']} at {rows[0]['size']}, median of {a.runs} runs; machine: {_cpu_name()}")
-    print(format_table(rows))
-    if a.json:
-        Path(a.json).write_text(json.dumps(rows, indent=2) + "\n")
-    return 0
 
 
 def _cpu_name() -> str:
@@ -98,6 +216,34 @@ def _cpu_name() -> str:
     import platform
 
     return platform.processor() or "unknown"
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("checkpoint", nargs="?", default="random:GoPro-width32")
+    ap.add_argument("--size", default="256")
+    ap.add_argument("--runs", type=int, default=7, help="timed runs per backend (median reported; >= 5)")
+    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    ap.add_argument("--frame", action="store_true", help="also a 1280x720 frame: tiled 256 model and full-frame TLC")
+    ap.add_argument("--json", help="also write the results as JSON")
+
+
+def run_from_args(a: argparse.Namespace) -> int:
+    from .errors import NafnetLitertError
+
+    if a.runs < 5:
+        raise NafnetLitertError("--runs must be at least 5")
+    threads = tuple(int(t) for t in str(a.threads).split(","))
+    res = run_bench(a.checkpoint, a.size, a.runs, threads, a.frame, log=lambda m: print(m, file=sys.stderr))
+    print(format_table(res))
+    if a.json:
+        Path(a.json).write_text(json.dumps(res, indent=2) + "\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m nafnet_litert.bench", description=__doc__.split("\n\n")[0])
+    add_arguments(ap)
+    return run_from_args(ap.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ def _version() -> str:
 def build_parser() -> argparse.ArgumentParser:
     from .commands import (
         audit_command,
+        bench_command,
         convert_command,
         deblur_command,
         demo_command,
@@ -36,7 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for mod in (demo_command, deblur_command, convert_command, audit_command, eval_command, train_command):
+    for mod in (
+        demo_command,
+        deblur_command,
+        convert_command,
+        audit_command,
+        eval_command,
+        train_command,
+        bench_command,
+    ):
         mod.register(sub)
     return parser
 
