@@ -30,14 +30,26 @@ def test_w32_graph_is_gpu_clean_and_complete(exported_w32):
         hist = s["op_histogram"]
         # every one of the 36 NAFBlocks survived conversion (zero-scaled blocks would be constant-folded away)
         assert hist["DEPTHWISE_CONV_2D"] == 36
-        # 2 LayerNorms x 2 means + 2 pooling means per block
-        assert hist["MEAN"] == 36 * 6
+        # lean graph: LayerNorm means are 1x1 convs; the two single-axis pooling means remain per block
+        assert hist["MEAN"] == 36 * 2 and hist["RSQRT"] == 36 * 2
+        assert s["node_count"] - hist.get("DEQUANTIZE", 0) <= 1150  # 1605 before the lean rewrite
         # convs: intro, ending, 4 downs, 4 ups x 1 ... at least 5 pointwise convs per block
         assert hist["CONV_2D"] >= 36 * 5
         assert s["transpose_count"] <= 2  # NCHW paid once at the edges
         assert st.precision == precision
         assert s["io"]["inputs"][0]["shape"] == [1, 3, 256, 256]
         assert s["signatures"][0]["inputs"] == ["image"] and s["signatures"][0]["outputs"] == ["restored"]
+
+
+def test_lean_export_is_smaller_and_as_exact(tmp_path, small_checkpoint):
+    photo = [skimage_photo("chelsea.png")]
+    counts = {}
+    for lean in (False, True):
+        res = export(small_checkpoint, tmp_path / f"m_{lean}.tflite", 64, "fp32", lean=lean)
+        counts[lean] = res.sidecar["audit"]["node_count"]
+        rep = audit(res.model_path, small_checkpoint, photo)
+        assert rep.passed and rep.parity[0].metrics["max_abs"] <= 1e-4, rep.format_text()
+    assert counts[True] < 0.75 * counts[False], counts
 
 
 @pytest.mark.slow

@@ -142,11 +142,14 @@ def export(
     scale: float = DEFAULT_SCALE,
     tlc: bool = False,
     tlc_train_size: int = 256,
+    lean: bool = True,
 ) -> ExportResult:
     """Export ``ckpt`` to ``output`` (.tflite) and write ``output.json`` beside it. Atomic: no partial files.
 
     ``tlc=True`` exports megvii's NAFNetLocal: TLC local pooling (:mod:`.model.deploy.tlc_pool`) with windows fixed
-    from ``tlc_train_size`` (the size the checkpoint was trained at).
+    from ``tlc_train_size`` (the size the checkpoint was trained at). ``lean=True`` (default) folds every constant
+    scale and affine into convolutions (:mod:`.model.deploy.lean`); ``lean=False`` exports the three core rewrites
+    as they are.
     """
     from .audit import static_audit
 
@@ -167,6 +170,10 @@ def export(
             deploy = to_tlc_deploy(deploy, train_size=tlc_train_size)
         except ValueError as e:
             raise ExportError(str(e)) from None
+    if lean:
+        from .model.deploy.lean import to_lean
+
+        deploy = to_lean(deploy, scale=scale)
     buf = convert_to_tflite(deploy, size, precision, layout, ckpt.config.img_channel)
     seconds = time.perf_counter() - t0
     summary = static_audit(buf).summary()
@@ -184,7 +191,7 @@ def export(
             "output": {"name": OUTPUT_NAME, "shape": _shape(layout, ckpt.config.img_channel, size)},
             "range": "float32 RGB in [0, 1]",
         },
-        "rewrites": {"layernorm_scale": scale, "pool_scale": scale, "upsample": "interleave"},
+        "rewrites": {"layernorm_scale": scale, "pool_scale": scale, "upsample": "interleave", "lean": lean},
         "tlc": _tlc_sidecar(ckpt.config, size, tlc_train_size) if tlc else None,
         "checkpoint": {
             "file": ckpt.path.name if ckpt.path else None,

@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", type=float, default=32.0, help="LayerNorm/pooling statistics scale S (power of 2)")
     p.add_argument("--tlc", action="store_true", help="TLC local channel-attention pooling (megvii NAFNetLocal)")
     p.add_argument("--tlc-train-size", type=int, default=256, help="with --tlc: the checkpoint's training crop size")
+    p.add_argument("--no-lean", dest="lean", action="store_false", help="keep scales/affines unfolded (larger graph)")
     p.add_argument("--json", action="store_true", help="print the sidecar JSON instead of a summary")
     p.set_defaults(func=run)
 
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
         scale=args.scale,
         tlc=args.tlc,
         tlc_train_size=args.tlc_train_size,
+        lean=args.lean,
     )
     s = res.sidecar
     if args.json:

@@ -19,6 +19,8 @@ Max abs difference to the deploy network in fp32 is at the level of rounding (~1
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -80,8 +82,13 @@ class LeanBlock(nn.Module):
         f[half:] = 1.0 / s
         self.conv2.weight.data = blk.conv2.weight.detach() * f.view(-1, 1, 1, 1)
         self.conv2.bias.data = blk.conv2.bias.detach() * f
-        pool = blk.sca[0]
-        self.pool = SeparableGlobalMean(1.0) if isinstance(pool, SeparableGlobalMean) else pool
+        # the pooled input is already x/S: its means need no further scaling
+        pool = copy.deepcopy(blk.sca[0])
+        if isinstance(pool, SeparableGlobalMean):
+            pool = SeparableGlobalMean(1.0)
+        elif isinstance(getattr(pool, "global_mean", None), SeparableGlobalMean):  # TLCBoxMean
+            pool.global_mean = SeparableGlobalMean(1.0)
+        self.pool = pool
         self.sca = _conv(half, half)
         self.sca.weight.data = blk.sca[1].weight.detach() * s  # sca(x) = W mean(x) + b = (W S) mean(x/S) + b
         self.sca.bias.data = blk.sca[1].bias.detach().clone()
@@ -111,8 +118,6 @@ class LeanBlock(nn.Module):
 
 def to_lean(deploy: NAFNet, scale: float = DEFAULT_SCALE) -> NAFNet:
     """A lean copy of a deployed network (see module docstring); ``deploy`` is left untouched."""
-    import copy
-
     lean = copy.deepcopy(deploy).eval()
     s = float(scale)
     with torch.no_grad():
