@@ -232,13 +232,6 @@ def test_emulated_reference_breaks_and_deploy_holds_under_stress(stress):
 
 
 @pytest.mark.slow
-def test_emulated_default_deploy_holds_under_stress(stress):
-    _, x, ref, y = stress
-    deploy = parity_metrics(emulate_fp16(to_deploy(ref), x).numpy(), y.numpy())
-    assert deploy["finite"] and deploy["corr"] >= 0.999, deploy
-
-
-@pytest.mark.slow
 def test_fp16_evidence_png_and_metrics(stress, tmp_path):
     ckpt = stress[0]
     out = tmp_path / "fp16_evidence.png"
