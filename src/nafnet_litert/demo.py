@@ -55,7 +55,9 @@ def _sharpness(gray: np.ndarray) -> float:
     return float(np.mean(np.hypot(gx, gy)))
 
 
-def run_demo(out_dir: str | Path = "nafnet-demo", threads: int = 2, model: str = "default") -> DemoResult:
+def run_demo(
+    out_dir: str | Path = "nafnet-demo", threads: int = 2, model: str = "default", image: str | Path | None = None
+) -> DemoResult:
     import torch
 
     from .audit import parity_metrics, static_audit
@@ -67,7 +69,7 @@ def run_demo(out_dir: str | Path = "nafnet-demo", threads: int = 2, model: str =
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = resolve_checkpoint(model)
-    photo = demo_photo()
+    photo = Path(image) if image else demo_photo()
     img = load_image(photo, 3)
     h, w = img.shape[:2]
     m = ckpt.config.padder_size
@@ -107,7 +109,7 @@ def run_demo(out_dir: str | Path = "nafnet-demo", threads: int = 2, model: str =
         "convert_seconds": res.sidecar["convert_seconds"],
         "audit": {k: st[k] for k in ("node_count", "banned_ops", "max_rank", "gpu_clean", "transpose_count")},
         "parity": parity,
-        "photo": f"scikit-image {photo.name} (real camera-motion blur)",
+        "photo": f"scikit-image {photo.name} (real camera-motion blur)" if not image else photo.name,
         "photo_size": f"{w}x{h}",
         "threads": threads,
         "litert_seconds": seconds,

@@ -16,6 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("-o", "--out", default="nafnet-demo", help="output folder")
     p.add_argument("--model", default="default", help="default, a checkpoint or random:PRESET")
+    p.add_argument("--image", help="your own blurry photo instead of clock_motion.png")
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(func=run)
 
@@ -23,6 +24,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..demo import run_demo
 
-    res = run_demo(args.out, args.threads, args.model)
+    res = run_demo(args.out, args.threads, args.model, args.image)
     print(res.format_text())
     return 0 if res.summary["audit"]["gpu_clean"] else 1
