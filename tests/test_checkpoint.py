@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 import subprocess
 import sys
 
@@ -136,6 +135,6 @@ def test_cli_bad_checkpoint_exits_2_with_one_line(tmp_path):
     )
     assert r.returncode == 2
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert lines == [f"nafnet-litert convert: error: bad.pth: not a NAFNet checkpoint (no 'intro.weight'/'ending.weight'; first keys: conv.weight)"]
+    assert lines == ["nafnet-litert convert: error: bad.pth: not a NAFNet checkpoint (no 'intro.weight'/'ending.weight'; first keys: conv.weight)"]
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "o.tflite").exists()

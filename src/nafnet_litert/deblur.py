@@ -137,12 +137,11 @@ class Deblurrer:
         return tiled_restore(rgb, self._tile_fn(), self.opts.tile, self.opts.overlap, batch, progress)
 
     def _full_frame(self, rgb: np.ndarray) -> np.ndarray:
-        from .images import from_nchw, to_nchw
+        from .images import from_nchw, pad_to_multiple, to_nchw
 
-        m = self.ckpt.config.padder_size if self.ckpt else 16
         h, w = rgb.shape[:2]
-        ph, pw = -(-h // m) * m, -(-w // m) * m
-        padded = np.pad(rgb, ((0, ph - h), (0, pw - w), (0, 0)))
+        padded = pad_to_multiple(rgb, self.ckpt.config.padder_size if self.ckpt else 16)
+        ph, pw = padded.shape[:2]
         if self.opts.backend == "torch" and not self._tflite:
             import torch
 

@@ -63,7 +63,7 @@ def run_demo(
     from .audit import parity_metrics, static_audit
     from .checkpoint import resolve_checkpoint
     from .export import export
-    from .images import load_image, save_image, to_nchw
+    from .images import load_image, pad_to_multiple, save_image, to_nchw
     from .runtime import LiteRTModel
 
     out = Path(out_dir)
@@ -72,9 +72,8 @@ def run_demo(
     photo = Path(image) if image else demo_photo()
     img = load_image(photo, 3)
     h, w = img.shape[:2]
-    m = ckpt.config.padder_size
-    ph, pw = -(-h // m) * m, -(-w // m) * m
-    padded = np.pad(img, ((0, ph - h), (0, pw - w), (0, 0)))
+    padded = pad_to_multiple(img, ckpt.config.padder_size)
+    ph, pw = padded.shape[:2]
 
     tflite = out / f"{Path(ckpt.path).stem if ckpt.path else 'model'}_{ph}x{pw}_fp16.tflite"
     res = export(ckpt, tflite, (ph, pw), "fp16")

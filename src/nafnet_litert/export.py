@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from .checkpoint import Checkpoint, sha256_file
+from .fileutil import atomic_write_bytes
 from .errors import ExportError
 from .model.deploy import DEFAULT_SCALE, to_deploy
 
@@ -231,14 +232,7 @@ def _sha256_bytes(buf: bytes) -> str:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)
 
 
 __all__ = ["ExportResult", "export", "convert_to_tflite", "parse_size", "check_size", "sha256_file"]

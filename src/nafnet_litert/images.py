@@ -73,6 +73,13 @@ def fit_to_size(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(img[y : y + th, x : x + tw])
 
 
+def pad_to_multiple(img: np.ndarray, multiple: int) -> np.ndarray:
+    """Zero-pad H x W x C at the bottom/right to multiples of ``multiple``, as the reference NAFNet does."""
+    h, w = img.shape[:2]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    return np.pad(img, ((0, ph), (0, pw), (0, 0))) if ph or pw else img
+
+
 def to_nchw(img: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(img.transpose(2, 0, 1)[None], dtype=np.float32)
 

@@ -11,14 +11,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .fileutil import atomic_path
 from .images import ImageError
 
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
@@ -149,9 +148,7 @@ def write_photo(photo: Photo, path: str | Path, quality: int = 95) -> None:
     a = photo.color if photo.alpha is None else np.concatenate([photo.color, photo.alpha[:, :, None]], axis=2)
     if a.shape[2] == 1:
         a = a[:, :, 0]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         if photo.bits == 16 and suffix == ".png" and a.ndim == 3:
             import png
 
@@ -179,10 +176,6 @@ def write_photo(photo: Photo, path: str | Path, quality: int = 95) -> None:
             if suffix in (".jpg", ".jpeg", ".webp"):
                 kw["quality"] = quality
             im.save(tmp, **kw)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def side_by_side(before: Photo, after: Photo, gap: int = 8) -> Photo:

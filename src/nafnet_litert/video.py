@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .errors import NafnetLitertError
+from .fileutil import atomic_path
 
 
 def deblur_video(deb, src: Path, dst: Path, progress: bool = True) -> int:
@@ -31,10 +30,8 @@ def deblur_video(deb, src: Path, dst: Path, progress: bool = True) -> int:
     fps = meta.get("fps") or 25
     has_audio = bool(meta.get("audio_codec"))
     n_est = int(round(meta.get("duration", 0) * fps)) or None
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=dst.suffix or ".mp4", dir=dst.parent)
-    os.close(fd)
     frames = 0
-    try:
+    with atomic_path(dst) as tmp:
         writer = imageio_ffmpeg.write_frames(
             tmp, (w, h), fps=fps, quality=8, macro_block_size=1,
             audio_path=str(src) if has_audio else None, audio_codec="aac" if has_audio else None,
@@ -46,8 +43,4 @@ def deblur_video(deb, src: Path, dst: Path, progress: bool = True) -> int:
             writer.send(np.ascontiguousarray(out))
             frames += 1
         writer.close()
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return frames

@@ -12,9 +12,7 @@ import csv
 import io
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +22,7 @@ import numpy as np
 
 from ..errors import NafnetLitertError
 from ..images import load_image
+from ..fileutil import atomic_write_text
 from .dataset import DatasetError, Pair
 from .metrics import psnr, ssim_basicsr3d, ssim_standard, to_uint8
 
@@ -157,16 +156,7 @@ def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _atomic_write(path: Path, text: str) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write_text(path, text)
 
 
 def _scores(out_u8: np.ndarray, sharp_u8: np.ndarray) -> tuple[float, float, float]:

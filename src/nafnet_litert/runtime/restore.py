@@ -15,15 +15,7 @@ import torch
 
 from ..checkpoint import Checkpoint
 from ..errors import NafnetLitertError
-from ..images import from_nchw, to_nchw
-
-
-def _pad_to(img: np.ndarray, multiple: int) -> np.ndarray:
-    h, w = img.shape[:2]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph or pw:
-        img = np.pad(img, ((0, ph), (0, pw), (0, 0)))
-    return img
+from ..images import from_nchw, pad_to_multiple, to_nchw
 
 
 class TorchRestorer:
@@ -88,7 +80,7 @@ class LiteRTExportRestorer:
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
         h, w = img.shape[:2]
-        padded = _pad_to(img, self.ckpt.config.padder_size)
+        padded = pad_to_multiple(img, self.ckpt.config.padder_size)
         model = self.model_for(padded.shape[:2])
         return from_nchw(model.run(to_nchw(padded)))[:h, :w]
 

@@ -21,7 +21,6 @@ loss history), written atomically every ``save_every`` steps, on Ctrl-C and at t
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 from argparse import Namespace
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import load_checkpoint, save_safetensors
+from ..fileutil import atomic_path
 from ..errors import NafnetLitertError
 from ..model.config import PRESETS, NAFNetConfig
 from ..model.reference import NAFNet
@@ -131,23 +131,13 @@ def state_path_for(out_path: str | Path) -> Path:
 
 
 def _atomic_torch_save(obj: object, path: Path) -> None:
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, str(tmp))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _atomic_safetensors(model: NAFNet, path: Path, half: bool) -> None:
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         save_safetensors(model, tmp, half=half)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _load_state(path: Path) -> dict:
