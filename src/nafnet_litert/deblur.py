@@ -127,8 +127,13 @@ class Deblurrer:
         return 1 if self.opts.full_frame else count_tiles(h, w, self.opts.tile, self.opts.overlap)
 
     def restore(self, rgb: np.ndarray, progress: Callable[[int], None] | None = None) -> np.ndarray:
-        """float32 H x W x 3 in [0, 1] -> restored float32 H x W x 3 (unclamped)."""
+        """H x W x 3, float32 in [0, 1] (-> float, unclamped) or uint8/uint16 (-> the same dtype, tiles converted
+        one at a time so no float copy of the whole image is made)."""
         if self.opts.full_frame:
+            if rgb.dtype.kind != "f":
+                from .runtime.tiling import from_float, to_float
+
+                return from_float(self._full_frame(to_float(rgb)), rgb.dtype)
             out = self._full_frame(rgb)
             if progress:
                 progress(1)
@@ -152,7 +157,8 @@ class Deblurrer:
         return from_nchw(y)[:h, :w]
 
     def deblur_photo(self, photo: Photo, progress=None) -> Photo:
-        return photo.with_color(self.restore(photo.rgb_float(), progress))
+        rgb = np.repeat(photo.color, 3, axis=2) if photo.gray else photo.color
+        return photo.with_color(self.restore(rgb, progress))
 
 
 # ---------------------------------------------------------------------- files, folders, video

@@ -38,8 +38,7 @@ def deblur_video(deb, src: Path, dst: Path, progress: bool = True) -> int:
         )  # fmt: skip
         writer.send(None)
         for raw in tqdm(reader, total=n_est, unit="frame", disable=not progress, desc=src.name, leave=False):
-            frame = np.frombuffer(raw, np.uint8).reshape(h, w, 3).astype(np.float32) / 255.0
-            out = np.round(np.clip(deb.restore(frame), 0, 1) * 255).astype(np.uint8)
+            out = deb.restore(np.frombuffer(raw, np.uint8).reshape(h, w, 3))  # uint8 in, uint8 out
             writer.send(np.ascontiguousarray(out))
             frames += 1
         writer.close()

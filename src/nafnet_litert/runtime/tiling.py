@@ -52,7 +52,7 @@ def _axis_windows(starts: list[int], tile: int, length: int) -> list[np.ndarray]
     return wins
 
 
-def _to_float(a: np.ndarray) -> np.ndarray:
+def to_float(a: np.ndarray) -> np.ndarray:
     if a.dtype == np.uint8:
         return a.astype(np.float32) / 255.0
     if a.dtype == np.uint16:
@@ -60,7 +60,7 @@ def _to_float(a: np.ndarray) -> np.ndarray:
     return a.astype(np.float32, copy=False)
 
 
-def _from_float(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def from_float(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if dtype == np.uint8:
         return np.round(np.clip(a, 0, 1) * 255.0).astype(np.uint8)
     if dtype == np.uint16:
@@ -108,7 +108,7 @@ def tiled_restore(
             acc = np.concatenate([acc, np.zeros((need - acc.shape[0], w, c))], axis=0)
             wsum = np.concatenate([wsum, np.zeros((need - wsum.shape[0], w))], axis=0)
         for idx in tiles_of_row(y):
-            crops = np.stack([_to_float(src[y : y + tile, xs[i] : xs[i] + tile]).transpose(2, 0, 1) for i in idx])
+            crops = np.stack([to_float(src[y : y + tile, xs[i] : xs[i] + tile]).transpose(2, 0, 1) for i in idx])
             res = np.asarray(fn(np.ascontiguousarray(crops)), np.float32)
             for j, i in enumerate(idx):
                 wgt = np.outer(wy[iy], wx[i])
@@ -123,7 +123,7 @@ def tiled_restore(
             rows = acc[:n] / wsum[:n, :, None]
             lo, hi = band_top, min(done_to, h0)
             if hi > lo:
-                out[lo:hi] = _from_float(rows[: hi - lo, :w0], image.dtype)
+                out[lo:hi] = from_float(rows[: hi - lo, :w0], image.dtype)
             acc = np.concatenate([acc[n:], np.zeros((n, w, c))], axis=0)
             wsum = np.concatenate([wsum[n:], np.zeros((n, w))], axis=0)
             band_top = done_to
