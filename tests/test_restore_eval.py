@@ -67,3 +67,21 @@ def test_eval_cli_rejects_a_folder_without_pairs(tmp_path):
     )  # fmt: skip
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert len([ln for ln in r.stderr.splitlines() if ln.strip()]) == 1
+
+
+@pytest.mark.slow
+def test_tflite_file_restorer_tiles_other_sizes_like_pytorch(tmp_path, small_checkpoint):
+    import torch
+
+    from nafnet_litert.export import export
+    from nafnet_litert.runtime import LiteRTFileRestorer
+    from nafnet_litert.runtime.tiling import tiled_restore
+
+    path = export(small_checkpoint, tmp_path / "m.tflite", 64, "fp32").model_path
+    img = photo_array("astronaut.png", (100, 150), offset=(200, 150))
+    out = LiteRTFileRestorer(path)(img)
+    net = small_checkpoint.build_reference()
+    with torch.no_grad():
+        ref = tiled_restore(img, lambda b: net(torch.from_numpy(b)).numpy(), 64, 32)
+    assert out.shape == img.shape
+    assert np.abs(out - ref).max() <= 1e-4

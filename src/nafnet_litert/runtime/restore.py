@@ -36,7 +36,8 @@ class TorchRestorer:
 
 
 class LiteRTFileRestorer:
-    """A given .tflite; the image must match its size (tiling of other sizes comes with the deblur pipeline)."""
+    """A given .tflite: run directly when the image has the model's size, else in overlapping tiles
+    (:mod:`.tiling`, the deblur pipeline's defaults) — which needs a square model."""
 
     def __init__(self, path: str | Path, accelerator: str = "cpu", threads: int = 2) -> None:
         from .litert import LiteRTModel
@@ -46,12 +47,18 @@ class LiteRTFileRestorer:
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
         h, w = self.model.size
-        if img.shape[:2] != (h, w):
+        if img.shape[:2] == (h, w):
+            return from_nchw(self.model.run(to_nchw(img)))
+        if h != w:
             raise NafnetLitertError(
-                f"image is {img.shape[0]}x{img.shape[1]} but the model takes {h}x{w}; export one at this size "
-                "(or pass the checkpoint, which is exported at each image's size)"
+                f"image is {img.shape[0]}x{img.shape[1]} but the model takes {h}x{w} and is not square, so it "
+                "cannot tile; export one at this size (or pass the checkpoint, exported at each image's size)"
             )
-        return from_nchw(self.model.run(to_nchw(img)))
+        from ..deblur import DEFAULT_OVERLAP
+        from .tiling import tiled_restore
+
+        run = lambda batch: np.concatenate([self.model.run(b[None]) for b in batch])  # noqa: E731
+        return tiled_restore(img, run, h, min(DEFAULT_OVERLAP, h // 2))
 
 
 class LiteRTExportRestorer:
