@@ -99,12 +99,14 @@ class LiteRTModel:
         self.io = infer_io(in_shape, self.sidecar)
         self.in_shape = tuple(in_shape)
         self.out_shape = tuple(graph.tensors[graph.outputs[0]].shape)
+        if accelerator not in ("cpu", "gpu"):
+            raise ValueError(f"unknown accelerator {accelerator!r} (expected 'cpu' or 'gpu')")
         try:
             if accelerator == "gpu":
                 ensure_vulkan_icd()
                 # GPU alone: with GPU|CPU a model the GPU refuses still reports "fully accelerated".
                 self._cm = CompiledModel.from_file(str(self.path), hardware_accel=HardwareAccelerator.GPU)
-            elif accelerator == "cpu":
+            else:
                 from ai_edge_litert.cpu_options import CpuOptions
                 from ai_edge_litert.options import Options
 
@@ -112,11 +114,7 @@ class LiteRTModel:
                     hardware_accelerators=HardwareAccelerator.CPU, cpu_options=CpuOptions(num_threads=int(threads))
                 )
                 self._cm = CompiledModel.from_file(str(self.path), options=opts)
-            else:
-                raise ValueError(f"unknown accelerator {accelerator!r} (expected 'cpu' or 'gpu')")
         except (RuntimeError, ValueError) as e:
-            if isinstance(e, ValueError) and "unknown accelerator" in str(e):
-                raise
             raise ModelFileError(f"{self.path.name}: LiteRT could not compile it for {accelerator} ({e})") from None
         self._ins = self._cm.create_input_buffers(0)
         self._outs = self._cm.create_output_buffers(0)
