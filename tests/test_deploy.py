@@ -59,6 +59,37 @@ def test_interleave_upsample_equals_pixelshuffle(hw):
     assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("hw", [(4, 4), (5, 7)])
+def test_depth_to_space_upsample_equals_pixelshuffle(hw):
+    from nafnet_litert.model.deploy.lean import LeanUpsample
+
+    up = Upsample(24)
+    up.conv.weight.data.normal_()
+    new = LeanUpsample(InterleaveUpsample.from_reference(up))
+    x = torch.randn(1, 24, *hw)
+    with torch.no_grad():
+        a, b = up(x), new(x)
+    assert a.shape == b.shape == (1, 12, 2 * hw[0], 2 * hw[1])
+    assert torch.equal(a, b)
+
+
+def test_native_ops_match_their_torch_definitions():
+    from nafnet_litert.model.deploy.native_ops import channel_halves, depth_to_space, depth_to_space_nhwc
+
+    x = torch.randn(2, 12, 3, 5)
+    a, b = channel_halves(x, 1)
+    assert torch.equal(a, x[:, :6]) and torch.equal(b, x[:, 6:])
+    with pytest.raises(ValueError, match="even"):
+        channel_halves(x, 3)  # TFLite's SPLIT cannot split 5 in halves
+    # TFLite's definition, element by element: out[h*r+i, w*r+j, c] = in[h, w, (i*r+j)*C + c] (NHWC)
+    r, c = 2, 3
+    nhwc = x.permute(0, 2, 3, 1)
+    out = depth_to_space_nhwc(nhwc, r)
+    for h, w, i, j, k in [(0, 0, 0, 0, 0), (2, 4, 1, 1, 2), (1, 3, 0, 1, 1), (2, 0, 1, 0, 0)]:
+        assert out[1, h * r + i, w * r + j, k] == nhwc[1, h, w, (i * r + j) * c + k]
+    assert torch.equal(depth_to_space(x, r), out.permute(0, 3, 1, 2))
+
+
 def test_to_deploy_leaves_input_untouched_and_replaces_everything():
     ref = random_checkpoint(SMALL).build_reference()
     dep = to_deploy(ref)

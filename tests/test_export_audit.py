@@ -32,7 +32,10 @@ def test_w32_graph_is_gpu_clean_and_complete(exported_w32):
         assert hist["DEPTHWISE_CONV_2D"] == 36
         # lean graph: LayerNorm means are 1x1 convs; the two single-axis pooling means remain per block
         assert hist["MEAN"] == 36 * 2 and hist["RSQRT"] == 36 * 2
-        assert s["node_count"] - hist.get("DEQUANTIZE", 0) <= 1150  # 1605 before the lean rewrite
+        assert s["node_count"] - hist.get("DEQUANTIZE", 0) <= 1000  # 1605 before the lean rewrite
+        # one SPLIT per gate and one DEPTH_TO_SPACE per upsampler, no SLICE / resize interleaving left
+        assert hist["SPLIT"] == 36 and hist["DEPTH_TO_SPACE"] == 4
+        assert "SLICE" not in hist and "RESIZE_NEAREST_NEIGHBOR" not in hist
         # convs: intro, ending, 4 downs, 4 ups x 1 ... at least 5 pointwise convs per block
         assert hist["CONV_2D"] >= 36 * 5
         assert s["transpose_count"] <= 2  # NCHW paid once at the edges

@@ -103,6 +103,9 @@ def convert_to_tflite(
     with _converter_output_captured(), torch.no_grad():
         import litert_torch  # imported here: its import prints optional-kernel warnings (torchao)
 
+        from .model.deploy.native_ops import register_litert
+
+        register_litert()  # SPLIT / DEPTH_TO_SPACE for the lean graph
         kwargs = {}
         if precision == "fp16":
             from litert_torch.generative.quantize import quant_recipes
@@ -192,7 +195,7 @@ def export(
             "output": {"name": OUTPUT_NAME, "shape": _shape(layout, ckpt.config.img_channel, size)},
             "range": "float32 RGB in [0, 1]",
         },
-        "rewrites": {"layernorm_scale": scale, "pool_scale": scale, "upsample": "interleave", "lean": lean},
+        "rewrites": {"layernorm_scale": scale, "pool_scale": scale, "upsample": "depth_to_space" if lean else "interleave", "lean": lean},
         "tlc": _tlc_sidecar(ckpt.config, size, tlc_train_size) if tlc else None,
         "checkpoint": {
             "file": ckpt.path.name if ckpt.path else None,

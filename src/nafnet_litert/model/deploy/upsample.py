@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..reference import Upsample
+from .native_ops import pixel_shuffle_to_d2s_order
 
 
 def _parity_masks(n: int, dim: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,8 +49,8 @@ class InterleaveUpsample(nn.Module):
     def from_reference(cls, up: Upsample) -> "InterleaveUpsample":
         w = up.conv.weight.detach()
         out = w.shape[0] // 4
-        # group k = 2i + j holds the channels 4c + k, c = 0..out-1, in order
-        perm = [4 * c + k for k in range(4) for c in range(out)]
+        # group k = 2i + j holds the channels 4c + k, c = 0..out-1, in order (also DEPTH_TO_SPACE's order)
+        perm = pixel_shuffle_to_d2s_order(out, 2)
         new = cls(w.shape[1])
         new.conv.weight.data.copy_(w[perm])
         return new
