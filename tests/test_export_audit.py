@@ -50,6 +50,11 @@ def test_lean_export_is_smaller_and_as_exact(tmp_path, small_checkpoint):
     for lean in (False, True):
         res = export(small_checkpoint, tmp_path / f"m_{lean}.tflite", 64, "fp32", lean=lean)
         counts[lean] = res.sidecar["audit"]["node_count"]
+        hist = res.sidecar["audit"]["op_histogram"]
+        if lean:  # the native ops replaced chunk's SLICE pairs and the interleaving upsamplers
+            n_blocks = hist["DEPTHWISE_CONV_2D"]
+            assert hist["SPLIT"] == n_blocks and hist["DEPTH_TO_SPACE"] == len(small_checkpoint.config.dec_blocks)
+            assert "SLICE" not in hist and "RESIZE_NEAREST_NEIGHBOR" not in hist
         rep = audit(res.model_path, small_checkpoint, photo)
         assert rep.passed and rep.parity[0].metrics["max_abs"] <= 1e-4, rep.format_text()
     assert counts[True] < 0.75 * counts[False], counts

@@ -172,6 +172,23 @@ def run_parity(
     precision: str | None = None,
 ) -> ParityResult:
     """Run ``model_path`` with LiteRT and ``reference`` (a Checkpoint) in PyTorch on the same image crop."""
+    return run_parity_many(model_path, reference, [image_path], accelerator, threads, precision)[0]
+
+
+def run_parity_many(
+    model_path: str | Path,
+    reference,
+    images: list[str | Path],
+    accelerator: str = "cpu",
+    threads: int = 2,
+    precision: str | None = None,
+    reference_outputs: dict | None = None,
+) -> list[ParityResult]:
+    """:func:`run_parity` for several images with one compiled model and one reference network.
+
+    ``reference_outputs`` (optional, a dict filled in place) caches the PyTorch output per image, so a second
+    backend (GPU after CPU) does not run the reference again.
+    """
     import time
 
     import torch
@@ -181,45 +198,56 @@ def run_parity(
     from .runtime import LiteRTModel
 
     precision = precision or static_audit(model_path).precision
+    cache = reference_outputs if reference_outputs is not None else {}
     try:
         model = LiteRTModel(model_path, accelerator=accelerator, threads=threads)
     except ModelFileError as e:
         if accelerator != "gpu":
             raise
         # GPU alone: a graph the GPU cannot take whole is refused at compile time (no CPU fallback).
-        return ParityResult(
-            backend=f"LiteRT {accelerator.upper()}",
-            image=Path(image_path).name,
-            metrics={"corr": float("nan"), "max_abs": float("inf"), "psnr": float("-inf"), "finite": False},
-            precision=precision,
-            passed=False,
-            thresholds=PARITY_THRESHOLDS[precision],
-            fully_accelerated=False,
-            error=str(e),
-        )
+        return [
+            ParityResult(
+                backend=f"LiteRT {accelerator.upper()}",
+                image=Path(p).name,
+                metrics={"corr": float("nan"), "max_abs": float("inf"), "psnr": float("-inf"), "finite": False},
+                precision=precision,
+                passed=False,
+                thresholds=PARITY_THRESHOLDS[precision],
+                fully_accelerated=False,
+                error=str(e),
+            )
+            for p in images
+        ]
+    results, net = [], None
     try:
-        img = fit_to_size(load_image(image_path, model.io.channels), model.size)
-        x = to_nchw(img)
-        t0 = time.perf_counter()
-        out = model.run(x)
-        seconds = time.perf_counter() - t0
-        fully = model.is_fully_accelerated() if accelerator == "gpu" else None
+        for image_path in images:
+            key = str(image_path)
+            x = to_nchw(fit_to_size(load_image(image_path, model.io.channels), model.size))
+            t0 = time.perf_counter()
+            out = model.run(x)
+            seconds = time.perf_counter() - t0
+            if key not in cache:
+                if net is None:
+                    net = reference.build_reference()
+                with torch.no_grad():
+                    cache[key] = net(torch.from_numpy(x)).numpy()
+            fully = model.is_fully_accelerated() if accelerator == "gpu" else None
+            metrics = parity_metrics(out, cache[key])
+            results.append(
+                ParityResult(
+                    backend=f"LiteRT {accelerator.upper()}",
+                    image=Path(image_path).name,
+                    metrics=metrics,
+                    precision=precision,
+                    passed=parity_passes(metrics, precision),
+                    thresholds=PARITY_THRESHOLDS[precision],
+                    fully_accelerated=fully,
+                    seconds=round(seconds, 3),
+                )
+            )
     finally:
         model.close()
-    net = reference.build_reference()
-    with torch.no_grad():
-        ref = net(torch.from_numpy(x)).numpy()
-    metrics = parity_metrics(out, ref)
-    return ParityResult(
-        backend=f"LiteRT {accelerator.upper()}",
-        image=Path(image_path).name,
-        metrics=metrics,
-        precision=precision,
-        passed=parity_passes(metrics, precision),
-        thresholds=PARITY_THRESHOLDS[precision],
-        fully_accelerated=fully,
-        seconds=round(seconds, 3),
-    )
+    return results
 
 
 def audit(
@@ -233,8 +261,11 @@ def audit(
     st = static_audit(model_path)
     report = AuditReport(model=Path(model_path).name, static=st.summary())
     if reference is not None and images:
-        for img in images:
-            report.parity.append(run_parity(model_path, reference, img, "cpu", threads, st.precision))
-            if gpu:
-                report.parity.append(run_parity(model_path, reference, img, "gpu", threads, st.precision))
+        refs: dict = {}  # PyTorch outputs per image, shared by the CPU and GPU runs
+        cpu = run_parity_many(model_path, reference, images, "cpu", threads, st.precision, refs)
+        gpu_runs = run_parity_many(model_path, reference, images, "gpu", threads, st.precision, refs) if gpu else []
+        for i, res in enumerate(cpu):  # report order: per image, CPU then GPU
+            report.parity.append(res)
+            if gpu_runs:
+                report.parity.append(gpu_runs[i])
     return report
