@@ -195,7 +195,12 @@ def export(
             "output": {"name": OUTPUT_NAME, "shape": _shape(layout, ckpt.config.img_channel, size)},
             "range": "float32 RGB in [0, 1]",
         },
-        "rewrites": {"layernorm_scale": scale, "pool_scale": scale, "upsample": "depth_to_space" if lean else "interleave", "lean": lean},
+        "rewrites": {
+            "layernorm_scale": scale,
+            "pool_scale": scale,
+            "upsample": "depth_to_space" if lean else "interleave",
+            "lean": lean,
+        },
         "tlc": _tlc_sidecar(ckpt.config, size, tlc_train_size) if tlc else None,
         "checkpoint": {
             "file": ckpt.path.name if ckpt.path else None,

@@ -5,6 +5,9 @@ Each rewrite is its own module whose docstring says why it is exact:
 * :mod:`.layernorm` — fp16-safe channel LayerNorm (statistics on x/S, kept in the scaled domain);
 * :mod:`.pooling` — channel-attention pooling as two single-axis means;
 * :mod:`.upsample` — PixelShuffle upsampler as SLICE/RESIZE_NEAREST/MUL/ADD (rank 4, no layout shuffles).
+
+The exported default adds :mod:`.lean` (constant scales and affines folded into convolutions) and
+:mod:`.native_ops` (one SPLIT per gate, DEPTH_TO_SPACE upsamplers); :mod:`.tlc_pool` is the optional TLC form.
 """
 
 from __future__ import annotations
