@@ -213,8 +213,8 @@ def export(
         "audit": summary,
     }
     sidecar_path = output.with_suffix(".json")
-    _atomic_write(output, buf)
-    _atomic_write(sidecar_path, (json.dumps(sidecar, indent=2) + "\n").encode())
+    atomic_write_bytes(output, buf)
+    atomic_write_bytes(sidecar_path, (json.dumps(sidecar, indent=2) + "\n").encode())
     return ExportResult(output, sidecar_path, sidecar)
 
 
@@ -237,10 +237,6 @@ def _sha256_bytes(buf: bytes) -> str:
     import hashlib
 
     return hashlib.sha256(buf).hexdigest()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    atomic_write_bytes(path, data)
 
 
 __all__ = ["ExportResult", "export", "convert_to_tflite", "parse_size", "check_size", "sha256_file"]

@@ -193,6 +193,6 @@ def render_html(report, fp16: dict | None = None, before_after: tuple | None = N
 
 
 def write_html(path: str | Path, text: str) -> None:
-    from .export import _atomic_write
+    from .fileutil import atomic_write_text
 
-    _atomic_write(Path(path), text.encode())
+    atomic_write_text(path, text)

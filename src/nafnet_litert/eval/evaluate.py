@@ -111,10 +111,10 @@ class EvalResult:
         return text
 
     def to_json(self, path: str | Path) -> Path:
-        return _atomic_write(Path(path), self.json_text())
+        return atomic_write_text(Path(path), self.json_text())
 
     def to_csv(self, path: str | Path) -> Path:
-        return _atomic_write(Path(path), self.csv_text())
+        return atomic_write_text(Path(path), self.csv_text())
 
     def write(self, out_dir: str | Path, stem: str) -> dict[str, Path]:
         """Write ``stem.json``, ``stem.csv`` and ``stem.md`` into ``out_dir`` (created if needed), each
@@ -124,7 +124,7 @@ class EvalResult:
         return {
             "json": self.to_json(out / f"{stem}.json"),
             "csv": self.to_csv(out / f"{stem}.csv"),
-            "markdown": _atomic_write(out / f"{stem}.md", self.to_markdown()),
+            "markdown": atomic_write_text(out / f"{stem}.md", self.to_markdown()),
         }
 
 
@@ -154,9 +154,6 @@ def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
     """JSON has no inf/nan: such values (PSNR of identical images) become null."""
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
 
-
-def _atomic_write(path: Path, text: str) -> Path:
-    return atomic_write_text(path, text)
 
 
 def _scores(out_u8: np.ndarray, sharp_u8: np.ndarray) -> tuple[float, float, float]:
