@@ -42,7 +42,7 @@ def test_bundled_model_deblurs_held_out_gopro_frames(default, shared_data):
     gains = [r["delta_psnr"] for r in res.rows]
     assert len(gains) == 5
     assert min(gains) > 0, gains  # no frame is made worse
-    assert np.mean(gains) > 1.0, gains  # 1.09 dB measured for the bundled model
+    assert np.mean(gains) > 1.0, gains  # 1.12 dB measured for the bundled model
     assert res.mean["model_ssim3d"] > res.mean["baseline_ssim3d"]
 
 

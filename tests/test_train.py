@@ -151,6 +151,20 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
         train(TRAIN_CONFIGS["small"], data, 4, tmp_path / "split.safetensors", **FAST)
 
 
+@pytest.mark.slow
+def test_compiled_training_follows_the_eager_run(tmp_path):
+    """``compiled=True`` (torch.compile) must train the same model: same losses and weights up to fp32 rounding."""
+    data = TrainingData(sharp=_sharp_images())
+    eager = train(TINY, data, 3, tmp_path / "eager.safetensors", seed=3, **FAST)
+    comp = train(TINY, data, 3, tmp_path / "comp.safetensors", seed=3, compiled=True, **FAST)
+    np.testing.assert_allclose(comp.losses, eager.losses, atol=1e-3)
+    we, wc = _weights(tmp_path / "eager.safetensors"), _weights(tmp_path / "comp.safetensors")
+    assert we.keys() == wc.keys()  # the eager module's names, no "_orig_mod." prefix
+    for k in we:
+        torch.testing.assert_close(wc[k], we[k], atol=2e-4, rtol=1e-3)
+    assert any(not torch.equal(wc[k], torch.zeros_like(wc[k])) for k in wc if k.endswith("beta"))
+
+
 def test_loss_decreases_on_one_repeated_pair(tmp_path):
     sharp = _sharp_images(1, size=32)[0]
     blurred, _ = blur_image(

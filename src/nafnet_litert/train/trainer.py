@@ -176,6 +176,7 @@ def train(
     threads: int | None = None,
     init_state_dict: Mapping[str, torch.Tensor] | None = None,
     identity_init: bool = True,
+    compiled: bool = False,
     stop_after: int | None = None,
     log: Callable[[str], None] | None = None,
     progress: bool = True,
@@ -188,6 +189,9 @@ def train(
     ``identity_init``: zero the last convolution of a fresh model, so (with ``beta``/``gamma`` already zero) it
     starts as the identity, at the input's PSNR instead of ~12 dB below it; the official code does not, but
     short CPU runs gain from it (ignored with ``init_state_dict``).
+    ``compiled``: run the training forward and backward through ``torch.compile`` (it fuses NAFNet's many
+    element-wise ops; about 12% faster steps for the small config on a 2-core CPU, after ~1 min of compiling).
+    The eager module is what is optimised and saved, so states and weights are interchangeable with eager runs.
     """
     _check_options(config, steps, batch_size, crop, lr, min_lr, seed, save_every, val_every, threads, stop_after)
     out_path = Path(out_path)
@@ -266,12 +270,13 @@ def train(
         start_step, t0 = step, time.perf_counter()
         bar = _bar(steps, step, progress)
         model.train()
+        forward = torch.compile(model) if compiled else model
         try:
             while step < end:
                 for group in opt.param_groups:
                     group["lr"] = cosine_lr(step, steps, lr, min_lr)
                 blur, sharp = data.batch(np.random.default_rng([seed, step]), batch_size, crop)
-                loss = psnr_loss(model(blur), sharp)
+                loss = psnr_loss(forward(blur), sharp)
                 if not torch.isfinite(loss):
                     raise TrainError(f"loss became {float(loss)} at step {step}; lower the learning rate")
                 opt.zero_grad(set_to_none=True)
@@ -373,8 +378,8 @@ def resolve_config(name: str) -> NAFNetConfig:
 _DEFAULTS = dict(
     data=None, synthetic_blur=None, config="small", steps=None, out=None, seed=0, batch_size=8, crop=128,
     lr=1e-3, threads=None, val=None, val_every=1000, val_crop=256, real_fraction=0.5, save_every=500,
-    resume=True, init=None, identity_init=True, stop_after=None, weight_decay=0.0, grad_clip=0.01, progress=True,
-    log=None,
+    resume=True, init=None, identity_init=True, compiled=False, stop_after=None, weight_decay=0.0, grad_clip=0.01,
+    progress=True, log=None,
 )  # fmt: skip
 
 
@@ -385,8 +390,8 @@ def train_main(args: Namespace | Mapping | None = None, /, **kwargs) -> TrainRes
     scikit-image's photos), ``config`` (``small``, ``tiny`` or an official name), ``steps``, ``out``
     (``.safetensors``), ``seed``, ``batch_size``, ``crop``, ``lr``, ``threads``, ``val`` (a paired folder),
     ``val_every``; optional ``val_crop``, ``real_fraction``, ``save_every``, ``resume``, ``init`` (a checkpoint
-    to fine-tune), ``identity_init``, ``stop_after``, ``weight_decay``, ``grad_clip``, ``progress``, ``log`` (a
-    callable taking a line; default: stderr). ``None`` values take the defaults.
+    to fine-tune), ``identity_init``, ``compiled``, ``stop_after``, ``weight_decay``, ``grad_clip``, ``progress``,
+    ``log`` (a callable taking a line; default: stderr). ``None`` values take the defaults.
     Unknown options are ignored, so a whole CLI namespace can be passed.
     """
     opts = dict(vars(args) if isinstance(args, Namespace) else (args or {}))
@@ -426,8 +431,8 @@ def train_main(args: Namespace | Mapping | None = None, /, **kwargs) -> TrainRes
         batch_size=int(o["batch_size"]), crop=int(o["crop"]), lr=float(o["lr"]), seed=int(o["seed"]),
         resume=bool(o["resume"]), save_every=int(o["save_every"]), val_pairs=val_pairs,
         val_every=int(o["val_every"]), val_crop=(int(o["val_crop"]) or None), threads=o["threads"],
-        init_state_dict=init_sd, identity_init=bool(o["identity_init"]), stop_after=o["stop_after"],
-        weight_decay=float(o["weight_decay"]), grad_clip=(float(o["grad_clip"]) or None), log=log,
+        init_state_dict=init_sd, identity_init=bool(o["identity_init"]), compiled=bool(o["compiled"]),
+        stop_after=o["stop_after"], weight_decay=float(o["weight_decay"]), grad_clip=(float(o["grad_clip"]) or None), log=log,
         progress=bool(o["progress"]),
     )  # fmt: skip
 
