@@ -6,11 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PIP="python3 -m pip install -q --disable-pip-version-check"
 
-if [[ "${1:-}" == "--test" ]] && ! [[ -f /usr/lib/chromium/vk_swiftshader_icd.json && -e /usr/lib/x86_64-linux-gnu/libvulkan.so.1 ]]; then
+have_test_system_deps() {
+  [[ -f /usr/lib/chromium/vk_swiftshader_icd.json && -e /usr/lib/x86_64-linux-gnu/libvulkan.so.1 ]] && command -v g++ >/dev/null
+}
+if [[ "${1:-}" == "--test" ]] && ! have_test_system_deps; then
   # chromium ships SwiftShader (a software Vulkan): LiteRT's GPU accelerator runs on it without a GPU.
+  # g++: torch.compile (train --compile, tested) builds its CPU kernels with it.
   SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium libvulkan1 >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium libvulkan1 g++ >/dev/null
 fi
 
 # A bare `torch` pulls a multi-GB CUDA build; 2.13.0 is the CPU build (and litert-torch 0.10 needs torch < 2.15).

@@ -165,6 +165,15 @@ def test_compiled_training_follows_the_eager_run(tmp_path):
     assert any(not torch.equal(wc[k], torch.zeros_like(wc[k])) for k in wc if k.endswith("beta"))
 
 
+def test_compile_without_a_cpp_compiler_is_a_one_line_error(tmp_path, monkeypatch):
+    import nafnet_litert.train.trainer as trainer
+
+    monkeypatch.setattr(trainer.shutil, "which", lambda name: None)
+    with pytest.raises(NafnetLitertError, match="needs a C\\+\\+ compiler"):
+        train(TINY, TrainingData(sharp=_sharp_images()), 1, tmp_path / "m.safetensors", compiled=True, **FAST)
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
 def test_loss_decreases_on_one_repeated_pair(tmp_path):
     sharp = _sharp_images(1, size=32)[0]
     blurred, _ = blur_image(

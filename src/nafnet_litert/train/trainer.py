@@ -21,6 +21,7 @@ loss history), written atomically every ``save_every`` steps, on Ctrl-C and at t
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 import time
 from argparse import Namespace
@@ -194,6 +195,8 @@ def train(
     The eager module is what is optimised and saved, so states and weights are interchangeable with eager runs.
     """
     _check_options(config, steps, batch_size, crop, lr, min_lr, seed, save_every, val_every, threads, stop_after)
+    if compiled and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+        raise TrainError("--compile needs a C++ compiler (torch.compile builds CPU kernels with it): install g++")
     out_path = Path(out_path)
     if out_path.suffix != ".safetensors":
         raise TrainError(f"output must be a .safetensors file, got {out_path}")
