@@ -60,6 +60,20 @@ def test_eval_cli_writes_tables_with_paper_metrics(tmp_path, small_checkpoint):
     assert "| **mean (2)** |" in r.stdout
 
 
+@pytest.mark.slow
+def test_eval_cli_name_is_the_file_stem_as_given(tmp_path, small_checkpoint):
+    data = _make_pairs(tmp_path / "data", n=1)
+    ckpt = tmp_path / "m.safetensors"
+    save_safetensors(small_checkpoint.state_dict, ckpt)
+    common = [sys.executable, "-m", "nafnet_litert.cli", "eval", "--data", str(data), "--model", str(ckpt),
+              "--backend", "litert", "--precision", "fp32", "-o", str(tmp_path), "--quiet"]  # fmt: skip
+    for extra, stem in (([], "eval_m_litert_fp32"), (["--name", "run1"], "run1")):
+        r = subprocess.run(common + extra, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert all((tmp_path / f"{stem}.{ext}").is_file() for ext in ("json", "csv", "md")), stem
+    assert not list(tmp_path.glob("run1_*"))
+
+
 def test_eval_cli_rejects_a_folder_without_pairs(tmp_path):
     r = subprocess.run(
         [sys.executable, "-m", "nafnet_litert.cli", "eval", "--data", str(tmp_path), "--model", "random:GoPro-width32"],

@@ -39,9 +39,11 @@ def run(args: argparse.Namespace) -> int:
     restore = make_restorer(args.model, args.backend, args.precision, args.threads)
     result = evaluate(restore, pairs, progress=not args.quiet)
     backend = "litert" if str(args.model).endswith(".tflite") else args.backend
-    stem = args.name or re.sub(r"[^A-Za-z0-9_.-]+", "_", f"eval_{Path(str(args.model)).stem}_{backend}")
-    if backend == "litert" and not str(args.model).endswith(".tflite"):
-        stem += f"_{args.precision}"
+    stem = args.name
+    if not stem:  # from the model and backend (and the weight precision of an export made here)
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"eval_{Path(str(args.model)).stem}_{backend}")
+        if backend == "litert" and not str(args.model).endswith(".tflite"):
+            stem += f"_{args.precision}"
     result.meta.update(
         {"model": str(args.model), "runner": getattr(restore, "name", backend), "data": str(args.data)}
     )
