@@ -435,8 +435,8 @@ def train_main(args: Namespace | Mapping | None = None, /, **kwargs) -> TrainRes
         resume=bool(o["resume"]), save_every=int(o["save_every"]), val_pairs=val_pairs,
         val_every=int(o["val_every"]), val_crop=(int(o["val_crop"]) or None), threads=o["threads"],
         init_state_dict=init_sd, identity_init=bool(o["identity_init"]), compiled=bool(o["compiled"]),
-        stop_after=o["stop_after"], weight_decay=float(o["weight_decay"]), grad_clip=(float(o["grad_clip"]) or None), log=log,
-        progress=bool(o["progress"]),
+        stop_after=o["stop_after"], weight_decay=float(o["weight_decay"]), grad_clip=(float(o["grad_clip"]) or None),
+        log=log, progress=bool(o["progress"]),
     )  # fmt: skip
 
 
