@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install nafnet-litert and everything it needs on a fresh Debian/Ubuntu machine (idempotent).
 #   bash scripts/install.sh          # the package (CPU torch, litert-torch, ai-edge-litert, ...)
-#   bash scripts/install.sh --test   # + test tools, the spandrel oracle and SwiftShader for the GPU tests
+#   bash scripts/install.sh --test   # + test tools, the spandrel oracle, SwiftShader and Mesa 25 lavapipe (GPU tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PIP="python3 -m pip install -q --disable-pip-version-check"
@@ -15,6 +15,10 @@ if [[ "${1:-}" == "--test" ]] && ! have_test_system_deps; then
   SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium libvulkan1 g++ >/dev/null
+fi
+if [[ "${1:-}" == "--test" ]]; then
+  # Mesa 25 lavapipe (a software Vulkan with fp16) in a private prefix: the GPU tests run real fp16 kernels on it.
+  bash scripts/install_lavapipe.sh
 fi
 
 # A bare `torch` pulls a multi-GB CUDA build; 2.13.0 is the CPU build (and litert-torch 0.10 needs torch < 2.15).

@@ -52,7 +52,7 @@ def test_demo_runs_end_to_end(tmp_path):
     r = subprocess.run([sys.executable, "-m", "nafnet_litert.cli", "demo", "-o", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     s = json.loads((out / "summary.json").read_text())
-    assert s["audit"]["gpu_clean"] and s["audit"]["banned_ops"] == {}
+    assert s["audit"]["gpu_clean"] and s["audit"]["rejected_ops"] == {} and s["audit"]["unproven_ops"] == {}
     assert s["parity"]["corr"] >= 0.9999
     assert s["sharpness_after"] > s["sharpness_before"]
     for name in ("before.png", "after.png", "compare.png", "summary.json"):

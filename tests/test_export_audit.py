@@ -11,7 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from nafnet_litert.audit import BANNED_OPS, audit, parity_metrics, static_audit
+from nafnet_litert import device_ops
+from nafnet_litert.audit import audit, parity_metrics, static_audit
 from nafnet_litert.errors import ExportError
 from nafnet_litert.export import convert_to_tflite, export, parse_size
 
@@ -26,16 +27,18 @@ def test_w32_graph_is_gpu_clean_and_complete(exported_w32):
         st = static_audit(res.model_path)
         s = st.summary()
         assert st.gpu_clean, s
-        assert s["banned_ops"] == {} and s["max_rank"] <= 4
+        assert s["rejected_ops"] == {} and s["unproven_ops"] == {} and s["rejected_forms"] == {}
+        assert s["max_rank"] <= 4
         hist = s["op_histogram"]
-        # every one of the 36 NAFBlocks survived conversion (zero-scaled blocks would be constant-folded away)
-        assert hist["DEPTHWISE_CONV_2D"] == 36
+        assert set(hist) <= set(device_ops.PROVEN), hist  # nothing a phone has not run before
+        # every one of the 36 NAFBlocks survived conversion (zero-scaled blocks would be constant-folded away);
+        # each gate's depthwise conv is split into its two halves (no SPLIT / SLICE in the gates)
+        assert hist["DEPTHWISE_CONV_2D"] == 36 * 2
         # lean graph: LayerNorm means are 1x1 convs; the two single-axis pooling means remain per block
         assert hist["MEAN"] == 36 * 2 and hist["RSQRT"] == 36 * 2
-        assert s["node_count"] - hist.get("DEQUANTIZE", 0) <= 1000  # 1605 before the lean rewrite
-        # one SPLIT per gate and one DEPTH_TO_SPACE per upsampler, no SLICE / resize interleaving left
-        assert hist["SPLIT"] == 36 and hist["DEPTH_TO_SPACE"] == 4
-        assert "SLICE" not in hist and "RESIZE_NEAREST_NEIGHBOR" not in hist
+        assert s["node_count_without_dequantize"] <= 1100  # the seed: 2179; our earlier non-lean graph: 1605
+        # each upsampler: one nearest resize and four channel slices, no DEPTH_TO_SPACE
+        assert hist["RESIZE_NEAREST_NEIGHBOR"] == 4 and hist["SLICE"] == 4 * 4
         # convs: intro, ending, 4 downs, 4 ups x 1 ... at least 5 pointwise convs per block
         assert hist["CONV_2D"] >= 36 * 5
         assert s["transpose_count"] <= 2  # NCHW paid once at the edges
@@ -47,17 +50,31 @@ def test_w32_graph_is_gpu_clean_and_complete(exported_w32):
 def test_lean_export_is_smaller_and_as_exact(tmp_path, small_checkpoint):
     photo = [skimage_photo("chelsea.png")]
     counts = {}
-    for lean in (False, True):
-        res = export(small_checkpoint, tmp_path / f"m_{lean}.tflite", 64, "fp32", lean=lean)
-        counts[lean] = res.sidecar["audit"]["node_count"]
+    n_blocks = sum(small_checkpoint.config.enc_blocks) + small_checkpoint.config.middle_blocks + sum(
+        small_checkpoint.config.dec_blocks
+    )
+    n_ups = len(small_checkpoint.config.dec_blocks)
+    for variant in ("deploy", "lean", "native"):
+        res = export(
+            small_checkpoint, tmp_path / f"m_{variant}.tflite", 64, "fp32", lean=variant != "deploy",
+            native_ops=variant == "native",
+        )  # fmt: skip
+        counts[variant] = res.sidecar["audit"]["node_count"]
         hist = res.sidecar["audit"]["op_histogram"]
-        if lean:  # the native ops replaced chunk's SLICE pairs and the interleaving upsamplers
-            n_blocks = hist["DEPTHWISE_CONV_2D"]
-            assert hist["SPLIT"] == n_blocks and hist["DEPTH_TO_SPACE"] == len(small_checkpoint.config.dec_blocks)
-            assert "SLICE" not in hist and "RESIZE_NEAREST_NEIGHBOR" not in hist
         rep = audit(res.model_path, small_checkpoint, photo)
-        assert rep.passed and rep.parity[0].metrics["max_abs"] <= 1e-4, rep.format_text()
-    assert counts[True] < 0.75 * counts[False], counts
+        m = rep.checks["parity_cpu"].data["images"][0]["vs_reference"]
+        assert rep.checks["parity_cpu"].passed and m["max_abs"] <= 1e-4, rep.format_text()
+        if variant == "native":  # one SPLIT per gate, DEPTH_TO_SPACE upsamplers: rejected on phones, named
+            assert hist["SPLIT"] == n_blocks and hist["DEPTH_TO_SPACE"] == n_ups
+            assert not rep.passed and not rep.checks["ops"].passed
+            assert set(rep.checks["ops"].data["rejected"]) == {"SPLIT", "DEPTH_TO_SPACE"}
+            assert "SPLIT x" in rep.format_text() and "DEPTH_TO_SPACE x" in rep.format_text()
+        else:
+            assert rep.passed, rep.format_text()
+            assert set(hist) <= set(device_ops.PROVEN), hist
+        if variant == "lean":  # gates from split convolutions: the only SLICEs are the upsamplers' 4 each
+            assert hist["DEPTHWISE_CONV_2D"] == 2 * n_blocks and hist["SLICE"] == 4 * n_ups
+    assert counts["native"] < counts["lean"] < 0.8 * counts["deploy"], counts
 
 
 @pytest.mark.slow
@@ -74,8 +91,8 @@ def test_w32_parity_on_real_photos(exported_w32, w32_checkpoint, precision):
     res = exported_w32[precision]
     report = audit(res.model_path, w32_checkpoint, [skimage_photo(p) for p in PHOTOS])
     assert report.passed, report.format_text()
-    for p in report.parity:
-        m = p.metrics
+    for row in report.checks["parity_cpu"].data["images"]:
+        m = row["vs_reference"]
         if precision == "fp32":
             assert m["corr"] >= 0.999999 and m["max_abs"] <= 1e-4, m
         else:
@@ -94,6 +111,7 @@ def test_sidecar_records_provenance(exported_w32):
     assert s["model_sha256"] == hashlib.sha256(res.model_path.read_bytes()).hexdigest()
     assert s["versions"]["litert-torch"].startswith("0.10")
     assert s["audit"]["gpu_clean"] is True
+    assert s["rewrites"]["upsample"] == "masked_resize" and s["rewrites"]["native_ops"] is False
 
 
 def test_parity_metrics_against_numpy():
@@ -104,6 +122,10 @@ def test_parity_metrics_against_numpy():
     assert m["corr"] == pytest.approx(np.corrcoef(a.ravel(), b.ravel())[0, 1], abs=1e-12)
     assert m["max_abs"] == pytest.approx(np.abs(a - b).max())
     assert m["psnr"] == pytest.approx(10 * np.log10(1 / np.mean((a.astype(np.float64) - b) ** 2)))
+    x = rng.random(a.shape).astype(np.float32)
+    r = parity_metrics(b, a, x)["residual_corr"]
+    a64, b64, x64 = (v.astype(np.float64).ravel() for v in (a, b, x))
+    assert r == pytest.approx(np.corrcoef(a64 - x64, b64 - x64)[0, 1], abs=1e-12)
     bad = b.copy()
     bad[0, 0, 0, 0] = np.nan
     assert parity_metrics(bad, a)["finite"] is False
@@ -137,23 +159,72 @@ class _FiveD(nn.Module):
         return x.reshape(n, c, h, w)
 
 
-@pytest.mark.parametrize("module, problem", [(_Cumsum(), "CUMSUM"), (_Pow(), "POW"), (_FiveD(), "rank")])
+class _Tanh(nn.Module):  # TANH: in neither table
+    def forward(self, image):
+        return torch.tanh(image)
+
+
+class _SelfDiv(nn.Module):  # DIV of a tensor by itself: a rejected form of DIV
+    def forward(self, image):
+        y = image + 1
+        return y / y
+
+
+class _MeanHW(nn.Module):  # a MEAN over H and W in one op: a rejected form of MEAN
+    def forward(self, image):
+        return image - image.mean((2, 3), keepdim=True)
+
+
+def _cli_audit(path, *extra):
+    r = subprocess.run(
+        [sys.executable, "-m", "nafnet_litert.cli", "audit", str(path), "--json", *extra], capture_output=True, text=True
+    )
+    return r.returncode, (json.loads(r.stdout) if r.stdout.strip() else None), r.stderr
+
+
+@pytest.mark.parametrize(
+    "module, problem",
+    [(_Cumsum(), "CUMSUM"), (_Pow(), "POW"), (_FiveD(), "rank"), (_SelfDiv(), "DIV_SAME_INPUTS"),
+     (_MeanHW(), "MEAN_MULTI_AXIS")],
+)  # fmt: skip
 def test_audit_rejects_gpu_hostile_graphs(tmp_path, module, problem):
     buf = convert_to_tflite(module.eval(), (16, 16), "fp32")
     path = tmp_path / "bad.tflite"
     path.write_bytes(buf)
     st = static_audit(path)
     assert not st.gpu_clean
+    code, out, err = _cli_audit(path)
+    assert code == 1, err
+    assert out["passed"] is False and out["static"]["gpu_clean"] is False
     if problem == "rank":
         assert st.graph.max_rank() == 5 and st.ops_above_4d
+        assert out["checks"]["rank"]["passed"] is False and out["checks"]["rank"]["max_rank"] == 5
+    elif problem in device_ops.FORM_REJECTIONS:
+        assert problem in st.form_violations()
+        assert problem in out["checks"]["ops"]["rejected_forms"] and out["checks"]["ops"]["passed"] is False
     else:
-        assert problem in BANNED_OPS and problem in st.banned
-    r = subprocess.run(
-        [sys.executable, "-m", "nafnet_litert.cli", "audit", str(path), "--json"], capture_output=True, text=True
-    )
-    assert r.returncode == 1
-    out = json.loads(r.stdout)
-    assert out["passed"] is False and out["static"]["gpu_clean"] is False
+        assert device_ops.classify(problem) == "rejected" and problem in st.rejected
+        entry = out["checks"]["ops"]["rejected"][problem]
+        assert entry["count"] >= 1 and entry["reason"] and entry["source"]
+    assert set(out["checks"]) == {"ops", "rank"}  # both static checks reported, whichever failed
+
+
+def test_unproven_op_fails_unless_allowed(tmp_path):
+    path = tmp_path / "tanh.tflite"
+    path.write_bytes(convert_to_tflite(_Tanh().eval(), (16, 16), "fp32"))
+    assert device_ops.classify("TANH") == "unproven"
+    code, out, _ = _cli_audit(path)
+    assert code == 1 and out["checks"]["ops"]["unproven"] == {"TANH": 1} and out["checks"]["ops"]["rejected"] == {}
+    code, out, _ = _cli_audit(path, "--allow-unproven")
+    assert code == 0 and out["passed"] is True and out["checks"]["ops"]["allow_unproven"] is True
+
+
+def test_op_tables_are_disjoint_and_sourced():
+    assert not set(device_ops.PROVEN) & set(device_ops.REJECTED)
+    for op in ("DEPTH_TO_SPACE", "TRANSPOSE_CONV", "SPLIT", "SPLIT_V", "RELU_0_TO_1", "BROADCAST_TO", "GATHER_ND"):
+        assert device_ops.classify(op) == "rejected" and device_ops.REJECTED[op].source
+    for op, src in device_ops.PROVEN.items():
+        assert "Pixel 8a" in src or "PR #" in src, op
 
 
 @pytest.mark.slow
@@ -170,7 +241,7 @@ def test_cli_convert_and_audit_small_model_nhwc(tmp_path, small_checkpoint):
         text=True,
     )
     assert r.returncode == 0, r.stderr
-    assert "GPU-clean: yes" in r.stdout
+    assert "phone-GPU-clean: yes" in r.stdout
     st = static_audit(out).summary()
     assert st["io"]["inputs"][0]["shape"] == [1, 64, 96, 3]
     assert st["transpose_count"] == 0  # NHWC contract: no layout shuffles at all
@@ -181,8 +252,9 @@ def test_cli_convert_and_audit_small_model_nhwc(tmp_path, small_checkpoint):
     )
     assert r.returncode == 0, r.stdout + r.stderr
     rep = json.loads(r.stdout)
-    m = rep["parity"][0]["metrics"]
+    m = rep["checks"]["parity_cpu"]["images"][0]["vs_reference"]
     assert rep["passed"] and m["corr"] >= 0.999999 and m["max_abs"] <= 1e-4, m
+    assert set(rep["checks"]) == {"ops", "rank", "parity_cpu"}
 
 
 @pytest.mark.parametrize(

@@ -152,6 +152,7 @@ def test_tlc_export_is_gpu_clean_and_records_kernels(exported_tlc):
     hist = st.graph.op_histogram()
     assert st.gpu_clean, st.summary()
     assert "CUMSUM" not in hist and "GATHER_ND" not in hist and "GATHER" not in hist
+    assert "CONCATENATION" not in hist and st.summary()["unproven_ops"] == {}  # replicate pad: PAD + edge masks
     assert st.graph.max_rank() <= 4
     assert hist.get("RESIZE_NEAREST_NEIGHBOR", 0) > 0 and hist.get("SLICE", 0) > 0
     tlc = json.loads(res.sidecar_path.read_text())["tlc"]
@@ -176,7 +177,7 @@ def test_tlc_export_matches_reference_on_litert_cpu(exported_tlc):
 
 
 def test_tlc_export_is_fully_accelerated_on_gpu(exported_tlc):
-    """LiteRT's GPU accelerator takes the whole TLC graph (on SwiftShader where there is no GPU)."""
+    """LiteRT's GPU accelerator takes the whole TLC graph, and its fp32 pass (enforce_f32) matches the reference."""
     from nafnet_litert.runtime import GpuUnavailable, LiteRTModel, ensure_vulkan_icd
 
     try:
@@ -187,7 +188,7 @@ def test_tlc_export_is_fully_accelerated_on_gpu(exported_tlc):
     x = to_nchw(photo_array("astronaut.png", (128, 192), offset=(100, 150)))
     with torch.no_grad():
         want = to_tlc(ck.build_reference(), train_size=64)(torch.from_numpy(x)).numpy()
-    model = LiteRTModel(res.model_path, "gpu")
+    model = LiteRTModel(res.model_path, "gpu", gpu_precision="fp32")
     try:
         assert model.is_fully_accelerated()
         out = model.run(x)

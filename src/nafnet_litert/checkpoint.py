@@ -209,12 +209,28 @@ def random_checkpoint(config: NAFNetConfig, seed: int = 0, scale: float = 0.1) -
 
 
 def resolve_checkpoint(spec: str | Path) -> Checkpoint:
-    """A checkpoint path, ``default`` (the bundled trained model), or ``random:<preset>[@seed]`` for a
-    structure-only randomly initialised preset."""
+    """A checkpoint path, ``default`` (the bundled trained model), ``random:<preset>[@seed]`` for a
+    structure-only randomly initialised preset, or ``stress:<any of these>`` for its stressed twin (the same
+    function with the residual stream scaled so the bottleneck peaks at |x| = 175, as in trained GoPro-w32; see
+    :mod:`.model.stress`)."""
     from .model.config import PRESETS
     from .zoo import bundled_path, is_default
 
     text = str(spec)
+    if text.startswith("stress:"):
+        from .model.stress import stressed_twin
+
+        inner = text[len("stress:") :]
+        if not inner:
+            raise CheckpointError("stress: needs a checkpoint after it, e.g. stress:random:GoPro-width32")
+        base = resolve_checkpoint(inner)
+        try:
+            twin, _k, _peak = stressed_twin(base.build_reference())
+        except ValueError as e:
+            raise CheckpointError(f"{text}: {e}") from None
+        ck = checkpoint_from_model(twin)
+        ck.path = base.path
+        return ck
     if is_default(text):
         return load_checkpoint(bundled_path())
     if text.startswith("random:"):

@@ -38,7 +38,8 @@ class DemoResult:
         lines = [
             f"model      {s['model']} ({s['architecture']}, {s['parameters']:,} parameters)",
             f"exported   {s['tflite']} ({s['tflite_mb']:.2f} MB, fp16, {s['size']}) in {s['convert_seconds']} s",
-            f"audit      {a['node_count']} nodes, banned ops: {', '.join(a['banned_ops']) or 'none'}, "
+            f"audit      {a['node_count']} nodes, every op phone-proven: "
+            f"{'yes' if not (a['rejected_ops'] or a['unproven_ops'] or a['rejected_forms']) else 'NO'}, "
             f"max rank {a['max_rank']} -> GPU-clean: {'yes' if a['gpu_clean'] else 'NO'}",
             f"parity     LiteRT fp16 vs PyTorch on the photo: corr {s['parity']['corr']:.6f}, "
             f"max abs {s['parity']['max_abs']:.2g}, PSNR {s['parity']['psnr']:.1f} dB",
@@ -106,7 +107,10 @@ def run_demo(
         "tflite_mb": res.sidecar["file_size"] / 1e6,
         "size": f"{ph}x{pw}",
         "convert_seconds": res.sidecar["convert_seconds"],
-        "audit": {k: st[k] for k in ("node_count", "banned_ops", "max_rank", "gpu_clean", "transpose_count")},
+        "audit": {
+            k: st[k]
+            for k in ("node_count", "rejected_ops", "rejected_forms", "unproven_ops", "max_rank", "gpu_clean", "transpose_count")
+        },
         "parity": parity,
         "photo": f"scikit-image {photo.name} (real camera-motion blur)" if not image else photo.name,
         "photo_size": f"{w}x{h}",

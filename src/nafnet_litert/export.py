@@ -23,7 +23,7 @@ from torch import nn
 from .checkpoint import Checkpoint, sha256_file
 from .fileutil import atomic_write_bytes
 from .errors import ExportError
-from .model.deploy import DEFAULT_SCALE, to_deploy
+from .model.deploy import DEFAULT_POOL_SCALE, to_deploy
 
 PRECISIONS = ("fp16", "fp32")
 LAYOUTS = ("NCHW", "NHWC")
@@ -143,17 +143,22 @@ def export(
     size: str | tuple[int, int] = (256, 256),
     precision: str = "fp16",
     layout: str = "NCHW",
-    scale: float = DEFAULT_SCALE,
+    scale: float | list[float] | str = "auto",
     tlc: bool = False,
     tlc_train_size: int = 256,
     lean: bool = True,
+    native_ops: bool = False,
+    straight: bool = False,
 ) -> ExportResult:
     """Export ``ckpt`` to ``output`` (.tflite) and write ``output.json`` beside it. Atomic: no partial files.
 
     ``tlc=True`` exports megvii's NAFNetLocal: TLC local pooling (:mod:`.model.deploy.tlc_pool`) with windows fixed
     from ``tlc_train_size`` (the size the checkpoint was trained at). ``lean=True`` (default) folds every constant
     scale and affine into convolutions (:mod:`.model.deploy.lean`); ``lean=False`` exports the three core rewrites
-    as they are.
+    as they are. ``native_ops=True`` (lean only) uses SPLIT and DEPTH_TO_SPACE, which phones are documented to
+    reject: the audit fails such a model; it is for desktop/browser WebGPU. ``straight=True`` converts the reference
+    network with no rewrite at all (what a plain litert-torch conversion gives): a baseline the audit should
+    fail in fp16, never a model to ship.
     """
     from .audit import static_audit
 
@@ -165,8 +170,19 @@ def export(
         raise ExportError(f"output must end in .tflite, got {output.name}")
     if not output.parent.exists():
         raise ExportError(f"output folder does not exist: {output.parent}")
+    if native_ops and not lean:
+        raise ExportError("native ops (SPLIT, DEPTH_TO_SPACE) exist only in the lean graph: drop --no-lean")
+    if straight and (tlc or native_ops):
+        raise ExportError("a straight conversion is the reference network as is: no --tlc or --native-ops")
     t0 = time.perf_counter()
-    deploy = to_deploy(ckpt.build_reference(), scale=scale)
+    if straight:
+        deploy = ckpt.build_reference()
+        lean = False
+    else:
+        try:
+            deploy = to_deploy(ckpt.build_reference(), scale=scale)
+        except ValueError as e:
+            raise ExportError(str(e)) from None
     if tlc:
         from .model.deploy.tlc_pool import to_tlc_deploy
 
@@ -177,7 +193,8 @@ def export(
     if lean:
         from .model.deploy.lean import to_lean
 
-        deploy = to_lean(deploy, scale=scale)
+        deploy = to_lean(deploy, native_ops=native_ops)
+    deploy_scales = getattr(deploy, "level_scales", [])
     buf = convert_to_tflite(deploy, size, precision, layout, ckpt.config.img_channel)
     seconds = time.perf_counter() - t0
     summary = static_audit(buf).summary()
@@ -195,12 +212,18 @@ def export(
             "output": {"name": OUTPUT_NAME, "shape": _shape(layout, ckpt.config.img_channel, size)},
             "range": "float32 RGB in [0, 1]",
         },
-        "rewrites": {
-            "layernorm_scale": scale,
-            "pool_scale": scale,
-            "upsample": "depth_to_space" if lean else "interleave",
+        "rewrites": None
+        if straight
+        else {
+            "layernorm_scale": list(deploy_scales),
+            "scale_mode": "auto" if scale == "auto" else "fixed",
+            "pool_scale": DEFAULT_POOL_SCALE,
+            "upsample": ("depth_to_space" if native_ops else "masked_resize") if lean else "interleave",
+            "gate": ("split" if native_ops else "split_convs") if lean else "slices",
             "lean": lean,
+            "native_ops": native_ops,
         },
+        "straight": straight,
         "tlc": _tlc_sidecar(ckpt.config, size, tlc_train_size) if tlc else None,
         "checkpoint": {
             "file": ckpt.path.name if ckpt.path else None,

@@ -1,9 +1,9 @@
-"""fp16 audit and the self-contained HTML audit report (``nafnet-litert audit ... --fp16 --report audit.html``).
+"""The self-contained HTML audit report (``nafnet-litert audit ... --report audit.html``).
 
-The fp16 audit measures, on a real photo, the per-layer fp16 headroom of the reference and the deploy network
-with the checkpoint's own weights and with stress weights (bottleneck residual stream driven to |x| ~ 175, as
-in trained GoPro-w32; see :func:`nafnet_litert.fp16.stress_checkpoint`), and saves the fp16-emulation evidence.
-The report inlines every image (base64) and chart (SVG), so it is one file that opens anywhere.
+It shows every check of :class:`~nafnet_litert.audit.AuditReport` on the shipped file, the per-op fp16 headroom
+of the file's own tensors, and, with ``--gpu``, the fp16 GPU output of our file beside the fp16 GPU output of a
+straight litert-torch conversion of the same checkpoint (:func:`straight_comparison`). Every image (base64) and
+chart (SVG) is inlined, so it is one file that opens anywhere.
 """
 
 from __future__ import annotations
@@ -18,59 +18,28 @@ from pathlib import Path
 import numpy as np
 
 
-def fp16_audit(ckpt, image: str | Path, size: int = 256, stress_target: float = 175.0) -> dict:
-    """Headroom (real weights and stress weights, reference vs deploy) and fp16 emulation evidence."""
-    from .fp16 import fp16_evidence, photo_tensor, stress_checkpoint
-    from .fp16_headroom import fp16_headroom, summarize
-    from .model.deploy import to_deploy
+def straight_comparison(model_path, reference, image: str | Path, threads: int = 2) -> dict | None:
+    """Export a straight litert-torch conversion of ``reference`` like ``model_path`` (same size, precision and
+    layout, no rewrite), run it on the GPU accelerator in fp16, and return its output beside ours for the report.
+    None when the model has no sidecar saying how it was exported."""
+    from .audit import _run_backend, load_inputs, parity_metrics, reference_outputs
+    from .export import export
+    from .fp16 import export_options
+    from .runtime.litert import read_sidecar
 
-    x = photo_tensor(image, size)
-    out: dict = {"image": Path(image).name, "size": size}
-    stress = stress_checkpoint(ckpt.config, target=stress_target, image=image)
-    for label, ck in (("weights", ckpt), ("stress", stress)):
-        ref = ck.build_reference()
-        res = {}
-        for name, net in (("reference", ref), ("deploy", to_deploy(ref))):
-            reports = fp16_headroom(net, x)
-            s = summarize(reports)
-            res[name] = {
-                "worst_reduction": s["worst_reduction"],
-                "overflow_count": s["overflow_count"],
-                "underflow_count": s["underflow_count"],
-                "layers": [r.to_dict() for r in reports if r.quantity != "output"],
-            }
-        out[label] = res
-    with tempfile.TemporaryDirectory() as tmp:
-        png = Path(tmp) / "fp16.png"
-        ev = fp16_evidence(stress, image, png, size=size)
-        out["evidence"] = {k: v for k, v in ev.items() if k != "png"}
-        out["evidence_png"] = base64.b64encode(png.read_bytes()).decode()
-    dep_ok = all(out[k]["deploy"]["overflow_count"] == 0 and out[k]["deploy"]["underflow_count"] == 0
-                 for k in ("weights", "stress"))  # fmt: skip
-    emu = out["evidence"]["deploy_fp16"]
-    out["passed"] = bool(dep_ok and emu["finite"] and emu["corr"] >= 0.999)
-    return out
-
-
-def format_fp16_text(f: dict) -> str:
-    lines = []
-    for label in ("weights", "stress"):
-        for name in ("reference", "deploy"):
-            r = f[label][name]
-            w = r["worst_reduction"]
-            lines.append(
-                f"fp16 {label:8s} {name:9s} worst reduction headroom {w['headroom']:.3g} ({w['name']} {w['quantity']}), "
-                f"overflowing layers {r['overflow_count']}, underflowing {r['underflow_count']}"
-            )
-    ev = f["evidence"]
-    for k in ("reference_fp16", "deploy_fp16"):
-        m = ev[k]
-        lines.append(
-            f"fp16 emulated {k.split('_')[0]:9s} (stress, |x| {ev['bottleneck_max_abs']:.0f}): "
-            f"corr vs fp32 {m['corr']:.5f}, finite: {'yes' if m['finite'] else 'NO'}"
-        )
-    lines.append(f"fp16 verdict  {'PASS' if f['passed'] else 'FAIL'}")
-    return "\n".join(lines)
+    opts = export_options(read_sidecar(model_path) or {})
+    if opts is None:
+        return None
+    x = load_inputs(model_path, [image])
+    ref = reference_outputs(reference, x)[0]
+    with tempfile.TemporaryDirectory(prefix="nafnet-litert-straight-") as tmp:
+        path = Path(tmp) / "straight.tflite"
+        export(reference, path, size=opts["size"], precision=opts["precision"], layout=opts["layout"], straight=True)
+        run = _run_backend(path, x, "gpu", threads, "fp16")
+    if run.error:
+        return {"error": run.error}
+    out = run.outputs[0]
+    return {"output": out, "metrics": parity_metrics(out, ref, x[0]), "fully_accelerated": run.fully_accelerated}
 
 
 # ---------------------------------------------------------------------------------------------- HTML
@@ -115,14 +84,53 @@ def _bar_svg(items: list[tuple[str, float, str]], width: int = 760, bar_h: int =
 _VERDICT_COLOUR = {"ok": "#3a7", "tight": "#e90", "overflow": "#c22", "subnormal": "#e90", "underflow": "#c22"}
 
 
-def render_html(report, fp16: dict | None = None, before_after: tuple | None = None, sidecar: dict | None = None) -> str:
-    """One self-contained HTML page from an :class:`~nafnet_litert.audit.AuditReport` and optional parts."""
+def _hwc(x: np.ndarray) -> np.ndarray:
+    a = np.asarray(x, np.float32)[0].transpose(1, 2, 0)
+    return np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a
+
+
+def _residual_panel(out: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """|out - ref| x 10, non-finite pixels red."""
+    d = np.abs(_hwc(out).astype(np.float64) - _hwc(ref))
+    bad = ~np.isfinite(d).all(axis=2)
+    img = np.clip(np.nan_to_num(d * RESIDUAL_GAIN, nan=0, posinf=1), 0, 1)
+    img[bad] = (1.0, 0.0, 0.0)
+    return img
+
+
+RESIDUAL_GAIN = 10.0
+
+
+def _check_rows(report) -> str:
+    esc = html.escape
+    rows = ["<table><tr><th>check</th><th>result</th><th>numbers</th></tr>"]
+    for name, c in report.checks.items():
+        text = "\n".join(line[13:] if line.startswith(name) or line.startswith(" " * 13) else line
+                         for line in _check_lines(name, c))  # fmt: skip
+        rows.append(
+            f"<tr><td>{esc(name)}</td><td class='{'pass' if c.passed else 'fail'}'>{'pass' if c.passed else 'FAIL'}"
+            f"</td><td><pre>{esc(text)}</pre></td></tr>"
+        )
+    rows.append("</table>")
+    return "".join(rows)
+
+
+def _check_lines(name, c):
+    from .audit import _format_check
+
+    return _format_check(name, c)
+
+
+def render_html(report, sidecar: dict | None = None, straight: dict | None = None) -> str:
+    """One self-contained HTML page from an :class:`~nafnet_litert.audit.AuditReport` (and the straight
+    conversion's fp16 GPU run from :func:`straight_comparison`, when there is one)."""
     s = report.static
     esc = html.escape
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>nafnet-litert audit: "
         f"{esc(report.model)}</title><style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}"
-        "img{max-width:100%}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
+        "img{max-width:100%}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;"
+        "vertical-align:top}pre{margin:0;white-space:pre-wrap}figure{display:inline-block;margin:4px}"
         ".pass{color:#080;font-weight:bold}.fail{color:#c00;font-weight:bold}</style></head><body>",
         f"<h1>Audit of {esc(report.model)}</h1>",
         f"<p class='{'pass' if report.passed else 'fail'}' id='verdict'>Verdict: {'PASS' if report.passed else 'FAIL'}"
@@ -131,63 +139,62 @@ def render_html(report, fp16: dict | None = None, before_after: tuple | None = N
     rows = [
         ("file size", f"{s['file_size'] / 1e6:.2f} MB"),
         ("weights", s["weight_precision"]),
-        ("nodes", f"{s['node_count']} (TRANSPOSE {s['transpose_count']})"),
+        ("nodes", f"{s['node_count']} ({s['node_count_without_dequantize']} without DEQUANTIZE; TRANSPOSE {s['transpose_count']})"),
         ("max tensor rank", str(s["max_rank"])),
-        ("banned ops", ", ".join(s["banned_ops"]) or "none"),
-        ("GPU-clean", "yes" if s["gpu_clean"] else "NO"),
+        ("rejected on phones", ", ".join(list(s["rejected_ops"]) + list(s["rejected_forms"])) or "none"),
+        ("unproven on phones", ", ".join(s["unproven_ops"]) or "none"),
         ("input", f"{s['io']['inputs'][0]['name']} {s['io']['inputs'][0]['shape']}"),
         ("output", f"{s['io']['outputs'][0]['name']} {s['io']['outputs'][0]['shape']}"),
-    ]
+    ]  # fmt: skip
     if sidecar:
         rows.insert(0, ("architecture", sidecar.get("architecture", "")))
     parts += [f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in rows] + ["</table>"]
-    parts.append("<h2>Op histogram</h2>")
-    parts.append(_bar_svg([(k, float(v), "#c22" if k in s["banned_ops"] else "#47a") for k, v in s["op_histogram"].items()]))
-    if report.parity:
-        parts.append("<h2>Residency and parity vs the PyTorch reference</h2><table><tr><th>backend</th><th>image</th>"
-                     "<th>fully accelerated</th><th>corr</th><th>max abs</th><th>PSNR dB</th><th>result</th></tr>")  # fmt: skip
-        for p in report.parity:
-            m = p.metrics
-            acc = "n/a" if p.fully_accelerated is None else ("yes" if p.fully_accelerated else "NO")
-            parts.append(
-                f"<tr><td>{esc(p.backend)}</td><td>{esc(p.image)}</td><td>{acc}</td><td>{m['corr']:.8f}</td>"
-                f"<td>{m['max_abs']:.3g}</td><td>{m['psnr']:.2f}</td>"
-                f"<td class='{'pass' if p.passed else 'fail'}'>{'pass' if p.passed else 'FAIL'}</td></tr>"
-            )
-        parts.append("</table>")
-    if fp16:
-        parts.append(f"<h2>fp16 headroom (65504 / largest accumulator bound) on {esc(fp16['image'])}</h2>")
-        parts.append("<table><tr><th>weights</th><th>network</th><th>worst reduction headroom</th><th>where</th>"
-                     "<th>overflowing layers</th><th>underflowing</th></tr>")  # fmt: skip
-        for label in ("weights", "stress"):
-            for name in ("reference", "deploy"):
-                r = fp16[label][name]
-                w = r["worst_reduction"]
+    parts.append("<h2>Checks</h2>" + _check_rows(report))
+    parts.append("<h2>Op histogram (red: rejected on phones, orange: unproven)</h2>")
+    colour = {"rejected": "#c22", "unproven": "#e90", "proven": "#47a"}
+    from .device_ops import classify
+
+    parts.append(_bar_svg([(k, float(v), colour[classify(k)]) for k, v in s["op_histogram"].items()]))
+    fo = report.first_outputs
+    if "reference" in fo:
+        name = report.images[0] if report.images else "photo"
+        panels = [("input", _hwc(fo["input"])), ("PyTorch reference", _hwc(fo["reference"]))]
+        for key, label in (("cpu", "LiteRT CPU"), ("gpu_fp32", "GPU fp32"), ("gpu_fp16", "GPU fp16 (ours)")):
+            if key in fo:
+                panels.append((label, _hwc(fo[key])))
+        if straight and "output" in straight:
+            panels.append(("GPU fp16, straight conversion", _hwc(straight["output"])))
+        parts.append(f"<h2>Outputs on {esc(name)}</h2>")
+        parts.append(" ".join(f"<figure>{_img_tag(np.clip(a, 0, 1), lbl, 256)}<figcaption>{esc(lbl)}</figcaption></figure>"
+                              for lbl, a in panels))  # fmt: skip
+        if "gpu_fp16" in fo:
+            diffs = [("|GPU fp16 (ours) - reference| x10", _residual_panel(fo["gpu_fp16"], fo["reference"]))]
+            if straight and "output" in straight:
+                diffs.append(("|straight fp16 - reference| x10", _residual_panel(straight["output"], fo["reference"])))
+            parts.append(" ".join(f"<figure>{_img_tag(a, lbl, 256)}<figcaption>{esc(lbl)}</figcaption></figure>"
+                                  for lbl, a in diffs))  # fmt: skip
+        if straight:
+            if "error" in straight:
+                parts.append(f"<p>Straight conversion on the GPU: {esc(straight['error'])}</p>")
+            else:
+                m = straight["metrics"]
+                ours = report.checks.get("gpu_fp16")
+                om = ours.data["images"][0]["vs_reference"] if ours and ours.data.get("images") else None
                 parts.append(
-                    f"<tr><td>{'checkpoint' if label == 'weights' else 'stress |x|~175'}</td><td>{name}</td>"
-                    f"<td>{w['headroom']:.3g}</td><td>{esc(w['name'])} {esc(w['quantity'])}</td>"
-                    f"<td>{r['overflow_count']}</td><td>{r['underflow_count']}</td></tr>"
-                )
-        parts.append("</table>")
-        for name in ("reference", "deploy"):
-            layers = [ly for ly in fp16["stress"][name]["layers"] if ly["quantity"].startswith("sum")]
-            layers = sorted(layers, key=lambda ly: ly["headroom"])[:25]
-            parts.append(f"<h3>Per-layer headroom under stress weights: {name} (25 tightest, log scale; "
-                         "left of the red line = overflow)</h3>")  # fmt: skip
-            parts.append(_bar_svg([(f"{ly['name']} {ly['quantity']}", ly["headroom"],
-                                    _VERDICT_COLOUR.get(ly["verdict"], "#47a")) for ly in layers], log=True))  # fmt: skip
-        ev = fp16["evidence"]
-        parts.append("<h2>fp16 emulation (every tensor fp16, reductions accumulated sequentially in fp16)</h2>")
-        parts.append(
-            f"<p>Stress weights, bottleneck |x| = {ev['bottleneck_max_abs']:.0f}. Reference: corr "
-            f"{ev['reference_fp16']['corr']:.4f}, finite {ev['reference_fp16']['finite']}; deploy: corr "
-            f"{ev['deploy_fp16']['corr']:.5f}, finite {ev['deploy_fp16']['finite']}.</p>"
-        )
-        parts.append(_img_tag(fp16["evidence_png"], "fp16 emulation evidence"))
-    if before_after:
-        before, after, name = before_after
-        parts.append(f"<h2>Before / after on a real photo ({esc(name)}, LiteRT CPU)</h2>")
-        parts.append(_img_tag(before, "before", 400) + " " + _img_tag(after, "after", 400))
+                    "<h3>fp16 GPU: ours vs a straight litert-torch conversion of the same checkpoint</h3><table>"
+                    "<tr><th>model</th><th>corr</th><th>residual corr</th><th>max abs</th><th>PSNR dB</th></tr>"
+                    + (f"<tr><td>ours</td><td>{om['corr']:.7f}</td><td>{om['residual_corr']:.6f}</td>"
+                       f"<td>{om['max_abs']:.3g}</td><td>{om['psnr']:.2f}</td></tr>" if om and om.get("finite") else "")
+                    + f"<tr><td>straight</td><td>{m['corr']:.7f}</td><td>{m['residual_corr']:.6f}</td>"
+                    f"<td>{m['max_abs']:.3g}</td><td>{m['psnr']:.2f}</td></tr></table>"
+                )  # fmt: skip
+    for key, h in report.headroom.items():
+        rows = sorted(h.to_dict()["rows"], key=lambda r: r.get("headroom", float("inf")))[:25]
+        parts.append(f"<h3>fp16 headroom of the file's own tensors, {'stressed twin (|x| ~ 175)' if key == 'stress' else 'checkpoint weights'}:"
+                     " 25 tightest ops (65504 / largest value or accumulator bound; log scale, left of the red line ="
+                     " overflow)</h3>")  # fmt: skip
+        parts.append(_bar_svg([(f"#{r['index']} {r['op']} {r.get('quantity', '')}", max(float(r["headroom"]), 1e-6),
+                                _VERDICT_COLOUR.get(r.get("verdict", "ok"), "#47a")) for r in rows], log=True))  # fmt: skip
     parts.append("<p><small>nafnet-litert audit report</small></p></body></html>")
     return "\n".join(parts)
 

@@ -17,6 +17,7 @@ class TensorInfo:
     name: str
     shape: tuple[int, ...]
     dtype: str
+    buffer: int = 0  # index into the model's buffers; 0 = no constant data
 
 
 @dataclass
@@ -37,6 +38,27 @@ class Graph:
     inputs: list[int]
     outputs: list[int]
     signatures: list[dict] = field(default_factory=list)
+    raw: bytes = field(default=b"", repr=False)
+
+    def const_value(self, index: int):
+        """The constant data of tensor ``index`` as a numpy array of its shape, or None for a runtime tensor."""
+        import numpy as np
+        from ai_edge_litert import schema_py_generated as schema
+
+        t = self.tensors[index]
+        if not t.buffer or not self.raw:
+            return None
+        b = schema.Model.GetRootAsModel(self.raw, 0).Buffers(t.buffer)
+        if b.DataLength():
+            data = b.DataAsNumpy().tobytes()
+        elif b.Offset() > 1:
+            data = self.raw[b.Offset() : b.Offset() + b.Size()]
+        else:
+            return None
+        dtype = _NUMPY_TYPES.get(t.dtype)
+        if dtype is None:
+            return None
+        return np.frombuffer(data, dtype=dtype).reshape(t.shape)
 
     @property
     def node_count(self) -> int:
@@ -63,6 +85,9 @@ class Graph:
             ]
 
         return {"inputs": desc(self.inputs), "outputs": desc(self.outputs)}
+
+
+_NUMPY_TYPES = {"FLOAT32": "<f4", "FLOAT16": "<f2", "INT32": "<i4", "INT64": "<i8", "INT8": "i1", "UINT8": "u1"}
 
 
 def _enum_names(enum_cls) -> dict[int, str]:
@@ -93,7 +118,9 @@ def read_graph(path_or_bytes: str | Path | bytes) -> Graph:
         for j in range(g.TensorsLength()):
             t = g.Tensors(j)
             shape = tuple(int(s) for s in t.ShapeAsNumpy()) if t.ShapeLength() else ()
-            tensors.append(TensorInfo((t.Name() or b"").decode(), shape, type_names.get(t.Type(), str(t.Type()))))
+            tensors.append(
+                TensorInfo((t.Name() or b"").decode(), shape, type_names.get(t.Type(), str(t.Type())), t.Buffer())
+            )
         ops = []
         for i in range(g.OperatorsLength()):
             op = g.Operators(i)
@@ -120,4 +147,4 @@ def read_graph(path_or_bytes: str | Path | bytes) -> Graph:
     except Exception as e:  # a corrupt flatbuffer raises anything from struct.error to IndexError
         name = path.name if path else "buffer"
         raise ModelFileError(f"{name}: corrupt LiteRT flatbuffer ({type(e).__name__}: {e})") from None
-    return Graph(path, len(buf), ops, tensors, inputs, outputs, sigs)
+    return Graph(path, len(buf), ops, tensors, inputs, outputs, sigs, buf)

@@ -2,9 +2,12 @@
 
 from .litert import GpuUnavailable, LiteRTModel, ensure_vulkan_icd
 from .restore import LiteRTExportRestorer, LiteRTFileRestorer, TorchRestorer, make_restorer
+from .vulkan import VulkanSetup, fp16_install_hint
 
 __all__ = [
     "GpuUnavailable",
+    "VulkanSetup",
+    "fp16_install_hint",
     "LiteRTExportRestorer",
     "LiteRTFileRestorer",
     "LiteRTModel",

@@ -1,53 +1,31 @@
 """Run a LiteRT model with ``ai_edge_litert.compiled_model.CompiledModel`` on the CPU (XNNPACK) or the GPU.
 
-The GPU path uses LiteRT's own GPU accelerator (ML Drift over WebGPU). On a machine without a GPU it still runs on
-SwiftShader, a software Vulkan that Debian's ``chromium`` package ships: :func:`ensure_vulkan_icd` points the
-Vulkan loader at it before the first model is compiled.
+The GPU path uses LiteRT's own GPU accelerator (ML Drift over WebGPU). On a machine without a GPU it runs on a
+software Vulkan: Mesa 25 lavapipe (real fp16 kernels; ``scripts/install_lavapipe.sh``) or SwiftShader (fp32 only).
+:func:`~.vulkan.ensure_vulkan_icd` points the Vulkan loader at one before the first GPU model is compiled.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelFileError, NafnetLitertError
-
-#: Where Debian's chromium package puts SwiftShader's Vulkan ICD.
-SWIFTSHADER_ICDS = (
-    "/usr/lib/chromium/vk_swiftshader_icd.json",
-    "/usr/lib/chromium-browser/vk_swiftshader_icd.json",
+from ..errors import ModelFileError
+from .vulkan import (  # noqa: F401  (re-exported: the runtime's public names)
+    SWIFTSHADER_ICDS,
+    VULKAN_LOADERS,
+    GpuUnavailable,
+    VulkanSetup,
+    ensure_vulkan_icd,
+    fp16_install_hint,
 )
-_VULKAN_LOADERS = ("/usr/lib/x86_64-linux-gnu/libvulkan.so.1", "/usr/lib/aarch64-linux-gnu/libvulkan.so.1")
 
-
-class GpuUnavailable(NafnetLitertError):
-    """No Vulkan adapter for LiteRT's GPU accelerator."""
-
-
-def ensure_vulkan_icd() -> str | None:
-    """Make a Vulkan device visible to LiteRT; return the ICD used, or None when the system's own is kept.
-
-    Raises :class:`GpuUnavailable` with the install command when there is neither a Vulkan loader nor an ICD.
-    """
-    if os.environ.get("VK_ICD_FILENAMES") or os.environ.get("VK_DRIVER_FILES"):
-        return os.environ.get("VK_ICD_FILENAMES") or os.environ.get("VK_DRIVER_FILES")
-    has_loader = any(Path(p).exists() for p in _VULKAN_LOADERS)
-    has_gpu_device = any(Path("/dev/dri").glob("renderD*")) or Path("/dev/nvidia0").exists()
-    if has_loader and has_gpu_device:
-        return None  # a real GPU is present: let the Vulkan loader pick its driver
-    # No GPU device: Mesa's ICDs (installed alongside chromium) find nothing, and Dawn refuses lavapipe.
-    icd = next((p for p in SWIFTSHADER_ICDS if Path(p).exists()), None)
-    if not has_loader or icd is None:
-        raise GpuUnavailable(
-            "no Vulkan adapter for the LiteRT GPU accelerator; install one with "
-            "'apt-get install -y chromium libvulkan1' (SwiftShader, a software GPU) or a GPU driver"
-        )
-    os.environ["VK_ICD_FILENAMES"] = icd
-    return icd
+#: GPU compute precisions: "fp16" is the accelerator's default (fp16 kernels where the device has them),
+#: "fp32" forces fp32 kernels (``GpuOptions(enforce_f32=True)``).
+GPU_PRECISIONS = ("fp16", "fp32")
 
 
 @dataclass
@@ -83,32 +61,50 @@ def infer_io(shape: list[int] | tuple[int, ...], sidecar: dict | None = None) ->
 
 
 class LiteRTModel:
-    """A compiled LiteRT image model. ``run`` takes and returns NCHW float32, whatever the model's layout."""
+    """A compiled LiteRT image model. ``run`` takes and returns NCHW float32, whatever the model's layout.
 
-    def __init__(self, path: str | Path, accelerator: str = "cpu", threads: int = 2) -> None:
+    ``accelerator="gpu"`` runs on the GPU accelerator alone (no CPU fallback: a graph it cannot take whole fails
+    to compile). ``gpu_precision`` is its compute precision: "fp16" (the default, what phones run) or "fp32"
+    (``enforce_f32``). ``vulkan`` records the Vulkan driver used (see :func:`ensure_vulkan_icd`); on SwiftShader
+    "fp16" still computes in fp32 (``vulkan.fp16_expected`` is False).
+    """
+
+    def __init__(
+        self, path: str | Path, accelerator: str = "cpu", threads: int = 2, gpu_precision: str = "fp16"
+    ) -> None:
         from ai_edge_litert.compiled_model import CompiledModel
         from ai_edge_litert.hardware_accelerator import HardwareAccelerator
+        from ai_edge_litert.options import Options
 
         from ..tflite_graph import read_graph
 
+        if accelerator not in ("cpu", "gpu"):
+            raise ValueError(f"unknown accelerator {accelerator!r} (expected 'cpu' or 'gpu')")
+        if gpu_precision not in GPU_PRECISIONS:
+            raise ValueError(f"unknown gpu_precision {gpu_precision!r} (expected 'fp16' or 'fp32')")
         self.path = Path(path)
         graph = read_graph(self.path)  # validates the file before the runtime sees it
         self.sidecar = read_sidecar(self.path)
         self.accelerator = accelerator
+        self.gpu_precision = gpu_precision
+        self.vulkan: VulkanSetup | None = None
         in_shape = graph.tensors[graph.inputs[0]].shape
         self.io = infer_io(in_shape, self.sidecar)
         self.in_shape = tuple(in_shape)
         self.out_shape = tuple(graph.tensors[graph.outputs[0]].shape)
-        if accelerator not in ("cpu", "gpu"):
-            raise ValueError(f"unknown accelerator {accelerator!r} (expected 'cpu' or 'gpu')")
         try:
             if accelerator == "gpu":
-                ensure_vulkan_icd()
+                from ai_edge_litert.gpu_options import GpuOptions
+
+                self.vulkan = ensure_vulkan_icd()
                 # GPU alone: with GPU|CPU a model the GPU refuses still reports "fully accelerated".
-                self._cm = CompiledModel.from_file(str(self.path), hardware_accel=HardwareAccelerator.GPU)
+                opts = Options(
+                    hardware_accelerators=HardwareAccelerator.GPU,
+                    gpu_options=GpuOptions(enforce_f32=gpu_precision == "fp32"),
+                )
+                self._cm = CompiledModel.from_file(str(self.path), options=opts)
             else:
                 from ai_edge_litert.cpu_options import CpuOptions
-                from ai_edge_litert.options import Options
 
                 opts = Options(
                     hardware_accelerators=HardwareAccelerator.CPU, cpu_options=CpuOptions(num_threads=int(threads))

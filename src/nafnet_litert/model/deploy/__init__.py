@@ -13,23 +13,56 @@ The exported default adds :mod:`.lean` (constant scales and affines folded into 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
-from ..reference import LayerNorm2d, NAFBlock, NAFNet, Upsample
+from ..reference import LayerNorm2d, NAFNet, Upsample
+from ..tlc import block_levels
 from .layernorm import DEFAULT_SCALE, ScaledLayerNorm2d
-from .pooling import SeparableGlobalMean
+from .pooling import DEFAULT_POOL_SCALE, SeparableGlobalMean
 from .upsample import InterleaveUpsample
 
-__all__ = ["DEFAULT_SCALE", "InterleaveUpsample", "ScaledLayerNorm2d", "SeparableGlobalMean", "to_deploy"]
+__all__ = [
+    "DEFAULT_POOL_SCALE", "DEFAULT_SCALE", "InterleaveUpsample", "ScaledLayerNorm2d", "SeparableGlobalMean",
+    "level_scales", "to_deploy",
+]  # fmt: skip
 
 
-def to_deploy(model: NAFNet, scale: float = DEFAULT_SCALE) -> NAFNet:
-    """Return a deep copy of ``model`` with all three rewrites applied (the input model is left untouched)."""
+def level_scales(model: NAFNet, scale: float | Sequence[float] | str) -> list[float]:
+    """Per-level LayerNorm scales: ``"auto"`` calibrates them on real photos (:mod:`.calibrate`), a number is used
+    at every level, a sequence gives one per level (0 = full resolution .. the bottleneck)."""
+    levels = len(model.encoders) + 1
+    if isinstance(scale, str):
+        if scale != "auto":
+            raise ValueError(f"scale must be 'auto', a number or one number per level, got {scale!r}")
+        from .calibrate import calibrate_scales
+
+        return calibrate_scales(model)
+    if isinstance(scale, (int, float)):
+        values = [float(scale)] * levels
+    else:
+        values = [float(v) for v in scale]
+        if len(values) != levels:
+            raise ValueError(f"this network has {levels} levels, got {len(values)} scales")
+    if any(v <= 0 for v in values):
+        raise ValueError(f"scales must be positive, got {values}")
+    return values
+
+
+def to_deploy(
+    model: NAFNet, scale: float | Sequence[float] | str = DEFAULT_SCALE, pool_scale: float = DEFAULT_POOL_SCALE
+) -> NAFNet:
+    """Return a deep copy of ``model`` with all three rewrites applied (the input model is left untouched).
+
+    ``scale``: the LayerNorm statistics scale, per level (see :func:`level_scales`); ``pool_scale``: the scale of
+    the channel-attention pooling's means. The per-level scales are kept as ``deploy.level_scales``."""
+    scales = level_scales(model, scale)
     deploy = copy.deepcopy(model).eval()
-    for block in deploy.modules():
-        if isinstance(block, NAFBlock):
-            block.norm1 = ScaledLayerNorm2d.from_reference(block.norm1, scale)
-            block.norm2 = ScaledLayerNorm2d.from_reference(block.norm2, scale)
-            block.sca[0] = SeparableGlobalMean(scale)
+    deploy.level_scales = scales
+    deploy.pool_scale = float(pool_scale)
+    for level, block in block_levels(deploy):
+        block.norm1 = ScaledLayerNorm2d.from_reference(block.norm1, scales[level])
+        block.norm2 = ScaledLayerNorm2d.from_reference(block.norm2, scales[level])
+        block.sca[0] = SeparableGlobalMean(pool_scale)
     for i, up in enumerate(deploy.ups):
         assert isinstance(up, Upsample)
         deploy.ups[i] = InterleaveUpsample.from_reference(up)

@@ -9,20 +9,20 @@ The rewrite computes the statistics on ``xs = x / S`` and *stays in the scaled d
     xs  = x * (1/S)
     d   = xs - mean_c(xs)                 # = (x - mu) / S
     v   = mean_c(d * d)                   # = var / S^2     (x*x, never POW: POW breaks GPU delegation)
-    y   = d / sqrt(v + eps / S^2)         # = (x - mu) / sqrt(var + eps)
+    y   = d * rsqrt(v + eps / S^2)        # = (x - mu) / sqrt(var + eps)
 
-Why it is exact: LayerNorm is scale invariant, so in real arithmetic ``y`` is identical. With S a power of two it
-is even bit-identical in fp32: multiplying by 2^-k only shifts exponents, so ``xs``, ``d``, ``v`` and
-``eps / S^2`` are the reference's values scaled by exact powers of two, and ``sqrt`` of ``v * 4^-k`` is
-``sqrt(v) * 2^-k`` exactly. The variance is never multiplied back by S^2 (at |x| in the thousands that would
-overflow fp16 again).
+Why it is exact: LayerNorm is scale invariant, so in real arithmetic ``y`` is identical. With S a power of two
+the scaling itself is exact in fp32: multiplying by 2^-k only shifts exponents, so ``xs``, ``d``, ``v`` and
+``eps / S^2`` are the reference's values scaled by exact powers of two. The one difference is RSQRT then MUL in
+place of SQRT then DIV (an ulp or two): RSQRT is in the phone-proven op set, SQRT and DIV are not
+(:mod:`nafnet_litert.device_ops`). The variance is never multiplied back by S^2 (at |x| in the thousands that
+would overflow fp16 again).
 
-Why S = 32 (not larger): S must keep both ends of fp16 in range. The variance sum must stay below 65504:
-``C * (max|x|/S)^2`` is 15.3k for 512 channels all at |x| = 175 (headroom > 4 in that worst case; S = 16 would
-leave 1.07). And ``v = var / S^2`` must stay above fp16's smallest subnormal (6e-8), or it rounds to 0 and
-``d / sqrt(0 + eps/S^2)`` (eps/S^2 underflows too) is 0/0: the fp16 emulation (``nafnet_litert.fp16``) showed
-S = 128 turning whole frames to NaN, because shallow layers have pixels whose channel std is ~0.02. With
-S = 32 that floor is std 0.0055 (S x 1.7e-4).
+Which S: any positive S is exact; S only decides where fp16 holds, and the two ends pull apart (the squares
+must stay below 65504, the variance and eps/S^2 above fp16's subnormal floor). The export picks S per network
+level from the checkpoint's own activations (:mod:`.calibrate`): S = 1 where the stream is small, a larger power
+of two at the bottleneck. ``DEFAULT_SCALE`` (32) remains the default of the PyTorch-only deploy network, which
+never runs in fp16.
 """
 
 from __future__ import annotations
@@ -57,5 +57,5 @@ class ScaledLayerNorm2d(nn.Module):
         xs = x * (1.0 / self.scale)
         d = xs - xs.mean(1, keepdim=True)
         v = (d * d).mean(1, keepdim=True)
-        y = d / torch.sqrt(v + self.eps / (self.scale * self.scale))
+        y = d * torch.rsqrt(v + self.eps / (self.scale * self.scale))
         return y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)

@@ -2,20 +2,30 @@
 
 Built from a deployed network (the output of :func:`~.to_deploy`); the same function in real arithmetic:
 
-* **Residual stream kept at x/S.** The intro conv is divided by S (power of two) and the ending conv multiplied
-  by S, downsampling biases divided by S, and every residual branch's last conv (``conv3``/``conv5``, which
-  also absorb ``beta``/``gamma``) divided by S. The upsampler and skips are linear without bias, so the whole
-  stream is x/S at no op cost and each LayerNorm reduces over values of magnitude |x|/S (fp16-safe).
+* **Residual stream kept at x/S_l** at level l (``S_l`` the level's LayerNorm scale, a power of two: see
+  :mod:`.calibrate`). The intro conv is divided by S_0 and the ending conv multiplied by S_0; a downsampler
+  from level l to l+1 has its weights times S_l/S_(l+1) and its bias divided by S_(l+1), an upsampler from level
+  l+1 to l its weights times S_(l+1)/S_l; every residual branch's last conv (``conv3``/``conv5``, which also
+  absorb ``beta``/``gamma``) is divided by S_l. Skips join streams of the same level, so the whole stream is
+  x/S_l at no op cost and each LayerNorm reduces over values of magnitude |x|/S_l.
 * **LayerNorm in 6 ops.** ``mu = conv_mean(x)`` (1x1 conv C->1, weights 1/C: a mean whose fp16 accumulator
   never exceeds max|x|), ``d = x - mu``, ``v = conv_mean(d*d) + eps/S^2`` (the eps is the conv's bias),
   ``y = d * rsqrt(v)``. Its affine (weight, bias) is folded into the following 1x1 conv (conv1 / conv4):
   ``W (a*y + b) + c = (W a) y + (W b + c)``. LayerNorm is scale invariant, so eps/S^2 keeps it exact.
-* **Channel attention on x/S.** The gate's second half is produced by the depthwise conv already divided by S,
-  so the pooled input is x/S; the attention conv and ``conv3`` take the factor S back in their weights.
-* **SimpleGate of the FFN** without SLICEs: ``conv4`` is split into its two halves; the first gate's halves come
-  from one SPLIT (:mod:`.native_ops`) instead of two SLICEs.
-* **Upsampler** as its 1x1 conv (rows already in sub-pixel-major order, see :mod:`.upsample`) plus one
-  DEPTH_TO_SPACE (:mod:`.native_ops`), instead of SLICE/RESIZE_NEAREST/MUL/ADD: 2 ops instead of 20.
+* **Channel attention on x/P** (P the pooling scale, 32). The gate's second half is produced by the depthwise
+  conv already divided by P, so the pooled input is x/P; the attention conv and ``conv3`` take the factor P back
+  in their weights.
+* **SimpleGate without SLICE or SPLIT.** Each gate's producers are split by output channel into their two halves:
+  ``conv1`` (1x1) and the depthwise ``conv2`` of the attention branch, ``conv4`` of the FFN. Each half is its own
+  convolution, so the gate is one MUL of two convolutions: same MACs, and exact (a convolution's output channels
+  are independent; splitting its rows changes no arithmetic).
+* **Upsampler** as its 1x1 conv (rows in sub-pixel-major order) followed by one nearest 2x resize, four channel
+  SLICEs and 0/1 parity masks (:class:`MaskedUpsample`): the ops of the phone-proven zero-stuff form
+  (RESIZE_NEAREST_NEIGHBOR, MUL, ADD), no DEPTH_TO_SPACE.
+
+``native_ops=True`` keeps the older, smaller variant: one SPLIT per attention gate and DEPTH_TO_SPACE upsamplers
+(:mod:`.native_ops`). The host GPU runs it, but phones are documented to reject both ops
+(:mod:`nafnet_litert.device_ops`), so the audit fails it; it is opt-in for desktop/browser WebGPU only.
 
 Max abs difference to the deploy network in fp32 is at the level of rounding (~1e-6 on unit-range outputs).
 """
@@ -28,10 +38,11 @@ import torch
 from torch import nn
 
 from ..reference import NAFBlock, NAFNet
-from .layernorm import DEFAULT_SCALE, ScaledLayerNorm2d
+from ..tlc import block_levels
+from .layernorm import ScaledLayerNorm2d
 from .native_ops import channel_halves, depth_to_space
 from .pooling import SeparableGlobalMean
-from .upsample import InterleaveUpsample
+from .upsample import InterleaveUpsample, MaskedUpsample
 
 
 def _conv(cin: int, cout: int, k: int = 1, groups: int = 1, bias: bool = True, **kw) -> nn.Conv2d:
@@ -67,26 +78,49 @@ def _affine_into(conv: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor) -> t
     return w * weight.view(1, -1, 1, 1), b + (w[:, :, 0, 0] @ bias)
 
 
+def _split_rows(conv: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor, groups: bool = False) -> tuple[nn.Conv2d, nn.Conv2d]:
+    """Two convolutions computing the first and second half of ``conv``'s output channels with (weight, bias)."""
+    half = weight.shape[0] // 2
+    parts = []
+    for sl in (slice(0, half), slice(half, None)):
+        c = _conv(
+            half if groups else conv.in_channels, half, conv.kernel_size[0], groups=half if groups else 1,
+            padding=conv.padding,
+        )  # fmt: skip
+        c.weight.data, c.bias.data = weight[sl].clone(), bias[sl].clone()
+        parts.append(c)
+    return parts[0], parts[1]
+
+
 class LeanBlock(nn.Module):
-    def __init__(self, blk: NAFBlock, scale: float) -> None:
+    """A NAFBlock on the stream x/``scale`` (its level's scale) with its pooling on x/P (the block's pool scale)."""
+
+    def __init__(self, blk: NAFBlock, scale: float, native_ops: bool = False) -> None:
         super().__init__()
+        self.native_ops = native_ops
         c = blk.conv1.in_channels
         dw = blk.conv1.out_channels
         half = dw // 2
         n1, n2 = blk.norm1, blk.norm2
         assert isinstance(n1, ScaledLayerNorm2d) and isinstance(n2, ScaledLayerNorm2d)
         s = float(scale)
+        p = _pool_scale(blk.sca[0])
         # LayerNorm on the x/S stream: the scale invariance turns eps into eps / S^2
         self.norm1 = LeanLayerNorm(c, n1.eps / (s * s))
         self.norm2 = LeanLayerNorm(c, n2.eps / (s * s))
-        self.conv1 = _conv(c, dw)
-        self.conv1.weight.data, self.conv1.bias.data = _affine_into(blk.conv1, n1.weight.detach(), n1.bias.detach())
-        # depthwise conv with its second half (the gate's other factor) divided by S -> gate output is x/S
-        self.conv2 = _conv(dw, dw, 3, groups=dw, padding=1)
+        w1, b1 = _affine_into(blk.conv1, n1.weight.detach(), n1.bias.detach())
+        # depthwise conv with its second half (the gate's other factor) divided by P -> gate output is x/P
         f = torch.ones(dw)
-        f[half:] = 1.0 / s
-        self.conv2.weight.data = blk.conv2.weight.detach() * f.view(-1, 1, 1, 1)
-        self.conv2.bias.data = blk.conv2.bias.detach() * f
+        f[half:] = 1.0 / p
+        w2, b2 = blk.conv2.weight.detach() * f.view(-1, 1, 1, 1), blk.conv2.bias.detach() * f
+        if native_ops:
+            self.conv1 = _conv(c, dw)
+            self.conv1.weight.data, self.conv1.bias.data = w1, b1
+            self.conv2 = _conv(dw, dw, 3, groups=dw, padding=1)
+            self.conv2.weight.data, self.conv2.bias.data = w2, b2
+        else:
+            self.conv1a, self.conv1b = _split_rows(blk.conv1, w1, b1)
+            self.conv2a, self.conv2b = _split_rows(blk.conv2, w2, b2, groups=True)
         # the pooled input is already x/S: its means need no further scaling
         pool = copy.deepcopy(blk.sca[0])
         if isinstance(pool, SeparableGlobalMean):
@@ -95,12 +129,12 @@ class LeanBlock(nn.Module):
             pool.global_mean = SeparableGlobalMean(1.0)
         self.pool = pool
         self.sca = _conv(half, half)
-        self.sca.weight.data = blk.sca[1].weight.detach() * s  # sca(x) = W mean(x) + b = (W S) mean(x/S) + b
+        self.sca.weight.data = blk.sca[1].weight.detach() * p  # sca(x) = W mean(x) + b = (W P) mean(x/P) + b
         self.sca.bias.data = blk.sca[1].bias.detach().clone()
-        # conv3 sees (x/S)*sca: times S back, times beta, divided by S for the stream -> W3 * beta
+        # conv3 sees (x/P)*sca: times P back, times beta, divided by S for the stream -> W3 * beta * P / S
         beta = blk.beta.detach().view(-1)
         self.conv3 = _conv(half, c)
-        self.conv3.weight.data = blk.conv3.weight.detach() * beta.view(-1, 1, 1, 1)
+        self.conv3.weight.data = blk.conv3.weight.detach() * (beta * (p / s)).view(-1, 1, 1, 1)
         self.conv3.bias.data = blk.conv3.bias.detach() * beta / s
         w4, b4 = _affine_into(blk.conv4, n2.weight.detach(), n2.bias.detach())
         ffn = w4.shape[0] // 2
@@ -113,8 +147,11 @@ class LeanBlock(nn.Module):
         self.conv5.bias.data = blk.conv5.bias.detach() * gamma / s
 
     def forward(self, inp: torch.Tensor) -> torch.Tensor:
-        x = self.conv2(self.conv1(self.norm1(inp)))
-        a, b = channel_halves(x, 1)
+        n = self.norm1(inp)
+        if self.native_ops:
+            a, b = channel_halves(self.conv2(self.conv1(n)), 1)
+        else:
+            a, b = self.conv2a(self.conv1a(n)), self.conv2b(self.conv1b(n))
         x = a * b
         y = inp + self.conv3(x * self.sca(self.pool(x)))
         n = self.norm2(y)
@@ -122,7 +159,8 @@ class LeanBlock(nn.Module):
 
 
 class LeanUpsample(nn.Module):
-    """The interleave upsampler's conv (rows ``k*C + c`` = PixelShuffle's ``4c + k``) + DEPTH_TO_SPACE(2)."""
+    """Opt-in (``native_ops``): the interleave upsampler's conv (rows ``k*C + c`` = PixelShuffle's ``4c + k``) +
+    DEPTH_TO_SPACE(2)."""
 
     def __init__(self, up: InterleaveUpsample) -> None:
         super().__init__()
@@ -132,19 +170,43 @@ class LeanUpsample(nn.Module):
         return depth_to_space(self.conv(x), 2)
 
 
-def to_lean(deploy: NAFNet, scale: float = DEFAULT_SCALE) -> NAFNet:
-    """A lean copy of a deployed network (see module docstring); ``deploy`` is left untouched."""
+def _pool_scale(pool: nn.Module) -> float:
+    if isinstance(pool, SeparableGlobalMean):
+        return pool.scale
+    inner = getattr(pool, "global_mean", None)  # TLCBoxMean
+    if isinstance(inner, SeparableGlobalMean):
+        return inner.scale
+    raise TypeError(f"to_lean expects a deployed NAFNet (run to_deploy first), found a {type(pool).__name__} pool")
+
+
+def to_lean(deploy: NAFNet, native_ops: bool = False) -> NAFNet:
+    """A lean copy of a deployed network (see module docstring); ``deploy`` is left untouched. The per-level
+    stream scales are the deployed network's LayerNorm scales (``deploy.level_scales``)."""
+    scales = getattr(deploy, "level_scales", None)
+    if scales is None:
+        raise TypeError("to_lean expects the output of to_deploy (it has no level_scales)")
     lean = copy.deepcopy(deploy).eval()
-    s = float(scale)
+    top = len(lean.encoders)
     with torch.no_grad():
-        lean.intro.weight.div_(s)
-        lean.intro.bias.div_(s)
-        lean.ending.weight.mul_(s)
-        for down in lean.downs:
-            down.bias.div_(s)
-        for i, up in enumerate(lean.ups):
-            lean.ups[i] = LeanUpsample(up)
-        for seq in (*lean.encoders, lean.middle_blks, *lean.decoders):
-            for i, blk in enumerate(seq):
-                seq[i] = LeanBlock(blk, s)
+        lean.intro.weight.div_(scales[0])
+        lean.intro.bias.div_(scales[0])
+        lean.ending.weight.mul_(scales[0])
+        for level, down in enumerate(lean.downs):  # level -> level + 1
+            down.weight.mul_(scales[level] / scales[level + 1])
+            down.bias.div_(scales[level + 1])
+        for i, up in enumerate(lean.ups):  # level top - i -> top - i - 1
+            new = LeanUpsample(up) if native_ops else MaskedUpsample.from_interleave(up)
+            new.conv.weight.mul_(scales[top - i] / scales[top - i - 1])
+            lean.ups[i] = new
+        for level, blk in list(block_levels(lean)):
+            _replace(lean, blk, LeanBlock(blk, scales[level], native_ops))
     return lean
+
+
+def _replace(net: NAFNet, old: nn.Module, new: nn.Module) -> None:
+    for seq in (*net.encoders, net.middle_blks, *net.decoders):
+        for i, blk in enumerate(seq):
+            if blk is old:
+                seq[i] = new
+                return
+    raise ValueError("block not found")  # pragma: no cover

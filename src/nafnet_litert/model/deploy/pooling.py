@@ -15,13 +15,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layernorm import DEFAULT_SCALE
+#: Scale of the pooling means (fixed: a full-frame row mean must not overflow an fp16 accumulator).
+DEFAULT_POOL_SCALE = 32.0
 
 
 class SeparableGlobalMean(nn.Module):
     """``mean over H and W`` as ``mean(W)`` then ``mean(H)``, computed on ``x / scale``; output N x C x 1 x 1."""
 
-    def __init__(self, scale: float = DEFAULT_SCALE) -> None:
+    def __init__(self, scale: float = DEFAULT_POOL_SCALE) -> None:
         super().__init__()
         if scale <= 0:
             raise ValueError(f"pooling scale must be positive, got {scale}")

@@ -13,9 +13,9 @@ The rewrite computes the same windows from means only, separably (W, then H):
   blocks (e.g. 384 = 256 + 128: ``(2/3) m_256[i] + (1/3) m_128[i + 256]``);
 * an axis where the window covers the whole map (``k >= n``) is a single-axis MEAN on ``x / S`` (as in
   :mod:`.pooling`), and the all-global case is exactly :class:`~.pooling.SeparableGlobalMean`;
-* megvii's replicate padding back to ``h x w`` without GATHER: the one-pixel edge slice is resized (nearest
-  neighbour) to the pad width and concatenated (SLICE, RESIZE_NEAREST_NEIGHBOR, CONCATENATION); a one-pixel axis is
-  resized to the full length.
+* megvii's replicate padding back to ``h x w`` without GATHER or CONCATENATION: the map is zero-padded (PAD) and
+  each one-pixel edge slice, resized (nearest neighbour) to the padded length, is added under a 0/1 mask that
+  covers its pad (SLICE, RESIZE_NEAREST_NEIGHBOR, MUL, ADD); a one-pixel axis is resized to the full length.
 
 All ops are rank 4 and GPU-clean; the shapes are static at export, so the module decides global vs local and
 builds its slices from ``x.shape`` at trace time. fp16: every intermediate is a mean (or a weighted part of one,
@@ -38,7 +38,7 @@ from torch import nn
 
 from ..reference import NAFNet
 from ..tlc import BASE_RATIO, TRAIN_SIZE, TLCPool, block_levels, replicate_pads, tlc_kernels, tlc_pool_is_global
-from .layernorm import DEFAULT_SCALE
+from .pooling import DEFAULT_POOL_SCALE as DEFAULT_SCALE
 from .pooling import SeparableGlobalMean
 
 
@@ -84,20 +84,33 @@ def _resize_axis(x: torch.Tensor, n: int, dim: int) -> torch.Tensor:
     return F.interpolate(x, size=tuple(size), mode="nearest")
 
 
+def _edge_mask(n: int, start: int, stop: int, dim: int, like: torch.Tensor) -> torch.Tensor:
+    """A 0/1 constant along ``dim`` (2 or 3) of length ``n``: 1 on ``[start, stop)``."""
+    shape = [1, 1, 1, 1]
+    shape[dim] = n
+    m = torch.zeros(n, dtype=like.dtype)
+    m[start:stop] = 1.0
+    return m.reshape(shape)
+
+
 def _replicate_pad_axis(x: torch.Tensor, before: int, after: int, dim: int) -> torch.Tensor:
-    """Replicate padding along one axis as edge slices resized to the pad width, concatenated."""
+    """Replicate padding along one axis without GATHER or CONCATENATION (phone-proven ops only).
+
+    The map is zero-padded (PAD), and each edge slice, resized (nearest) to the padded length, is added under a 0/1
+    mask that is 1 on its pad only: every output value is one input value plus zeros, so it is exact."""
     if before == 0 and after == 0:
         return x
     n = x.shape[dim]
+    total = before + n + after
     if n == 1:
-        return _resize_axis(x, before + 1 + after, dim)
-    parts = []
+        return _resize_axis(x, total, dim)
+    pads = (before, after, 0, 0) if dim == 3 else (0, 0, before, after)
+    out = F.pad(x, pads)
     if before:
-        parts.append(_resize_axis(x.narrow(dim, 0, 1), before, dim))
-    parts.append(x)
+        out = out + _resize_axis(x.narrow(dim, 0, 1), total, dim) * _edge_mask(total, 0, before, dim, x)
     if after:
-        parts.append(_resize_axis(x.narrow(dim, n - 1, 1), after, dim))
-    return torch.cat(parts, dim)
+        out = out + _resize_axis(x.narrow(dim, n - 1, 1), total, dim) * _edge_mask(total, n + before, total, dim, x)
+    return out
 
 
 class TLCBoxMean(nn.Module):

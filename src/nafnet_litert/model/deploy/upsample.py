@@ -69,3 +69,41 @@ class InterleaveUpsample(nn.Module):
             F.interpolate(rows[0], size=(2 * h, 2 * w), mode="nearest") * even_r
             + F.interpolate(rows[1], size=(2 * h, 2 * w), mode="nearest") * odd_r
         )
+
+
+class MaskedUpsample(nn.Module):
+    """The lean upsampler: 1x1 conv (rows sub-pixel-major), one nearest 2x resize, four SLICEs, parity masks.
+
+    ``Y = up2(conv(x))`` holds, at every output pixel (p, q), all four sub-pixel groups of the input pixel
+    (p//2, q//2). Group ``k = 2i + j`` belongs where ``p % 2 == i`` and ``q % 2 == j``; the masks keep exactly
+    that group::
+
+        row_i = Y[k=2i] * even_cols + Y[k=2i+1] * odd_cols
+        out   = row_0 * even_rows + row_1 * odd_rows
+
+    15 ops (CONV_2D, RESIZE_NEAREST_NEIGHBOR, 4 SLICE, 6 MUL, 3 ADD), every one in the phone-proven set; the
+    masks are 1 x 1 x 1 x 2W and 1 x 1 x 2H x 1 constants. Exact for the same reason as
+    :class:`InterleaveUpsample`: each output value is one input value times 1 plus three times 0.
+    """
+
+    def __init__(self, chan: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(chan, chan * 2, 1, bias=False)
+
+    @classmethod
+    def from_interleave(cls, up: InterleaveUpsample) -> "MaskedUpsample":
+        new = cls(up.conv.in_channels)
+        new.conv.weight.data.copy_(up.conv.weight.detach())  # already sub-pixel-major
+        return new
+
+    @classmethod
+    def from_reference(cls, up: Upsample) -> "MaskedUpsample":
+        return cls.from_interleave(InterleaveUpsample.from_reference(up))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        y = F.interpolate(self.conv(x), size=(2 * h, 2 * w), mode="nearest")
+        s = y.chunk(4, dim=1)
+        even_c, odd_c = _parity_masks(w, 3, x)
+        even_r, odd_r = _parity_masks(h, 2, x)
+        return (s[0] * even_c + s[1] * odd_c) * even_r + (s[2] * even_c + s[3] * odd_c) * odd_r

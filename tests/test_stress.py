@@ -1,0 +1,94 @@
+"""The stressed twin: the same function with a residual stream k times larger, calibrated to trained magnitudes."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from nafnet_litert.checkpoint import resolve_checkpoint
+from nafnet_litert.errors import CheckpointError
+from nafnet_litert.fp16 import export_options
+from nafnet_litert.model.stress import bottleneck_magnitude, default_photo, level_deviations, level_magnitudes, stream_twin, stressed_twin
+
+from .conftest import SMALL
+
+
+def _without_eps(net):
+    net = copy.deepcopy(net)
+    for m in net.modules():
+        if hasattr(m, "eps"):
+            m.eps = 0.0
+    return net
+
+
+def _streams(net, x):
+    """Every block's output (the residual stream), in order."""
+    from nafnet_litert.model.reference import NAFBlock
+
+    outs = []
+    hooks = [m.register_forward_hook(lambda m, i, o: outs.append(o.detach())) for m in net.modules() if isinstance(m, NAFBlock)]
+    with torch.no_grad():
+        y = net(x)
+    for h in hooks:
+        h.remove()
+    return y, outs
+
+
+@pytest.mark.parametrize("k", [2.0, 37.5, [3.0, 0.5, 40.0, 7.0, 100.0]], ids=["2", "37.5", "per-level"])
+def test_stream_twin_scales_every_stream_and_keeps_the_function(small_checkpoint, k):
+    from nafnet_litert.model.tlc import block_levels
+
+    ref = _without_eps(small_checkpoint.build_reference())  # eps is the one term the gauge does not scale
+    twin = stream_twin(ref, k)
+    x = default_photo(64)
+    y, streams = _streams(ref, x)
+    y2, streams2 = _streams(twin, x)
+    assert (y - y2).abs().max().item() <= 1e-5 * max(1.0, y.abs().max().item())
+    levels = {id(b): lvl for lvl, b in block_levels(ref)}
+    order = [levels[id(m)] for m in ref.modules() if id(m) in levels]
+    ks = [k] * 5 if isinstance(k, float) else k
+    for a, b, lvl in zip(streams, streams2, order):  # every block output is exactly k_l times larger
+        kk = ks[lvl]
+        assert torch.allclose(b, a * kk, rtol=1e-4, atol=1e-5 * kk)
+
+
+def test_stressed_twin_reaches_the_target_at_every_level(small_checkpoint):
+    ref = small_checkpoint.build_reference()
+    x = default_photo()
+    base = level_deviations(ref, x)
+    twin, k, devs = stressed_twin(ref, target=175.0, x=x)
+    assert devs == pytest.approx([175.0] * len(base), rel=1e-3)
+    assert k == pytest.approx([175.0 / b for b in base], rel=1e-2)
+    assert level_deviations(twin, x) == pytest.approx(devs, rel=1e-6)
+    # the stream's peaks are larger than its largest channel deviation, at every level
+    assert all(m >= 175.0 for m in level_magnitudes(twin, x))
+    assert bottleneck_magnitude(twin, x) >= 175.0
+    with pytest.raises(ValueError):
+        stressed_twin(ref, target=0)
+
+
+def test_stress_spec_resolves_any_checkpoint():
+    ck = resolve_checkpoint("stress:random:GoPro-width32@3")
+    base = resolve_checkpoint("random:GoPro-width32@3")
+    assert ck.config == base.config
+    assert level_deviations(ck.build_reference(), default_photo()) == pytest.approx([175.0] * 5, rel=1e-3)
+    with pytest.raises(CheckpointError, match="needs a checkpoint"):
+        resolve_checkpoint("stress:")
+    with pytest.raises(CheckpointError, match="unknown preset"):
+        resolve_checkpoint("stress:random:NoSuchNet")
+
+
+def test_export_options_round_trip_the_sidecar(tmp_path, small_checkpoint):
+    from nafnet_litert.export import export
+
+    res = export(small_checkpoint, tmp_path / "m.tflite", (64, 96), "fp32", layout="NHWC", scale=16.0)
+    opts = export_options(res.sidecar)
+    assert opts == {
+        "size": (64, 96), "precision": "fp32", "layout": "NHWC", "scale": 16.0, "lean": True, "native_ops": False,
+        "straight": False, "tlc": False, "tlc_train_size": 256,
+    }  # fmt: skip
+    assert export_options({"format": "something-else/1"}) is None
+    assert export_options({"format": "nafnet-litert/1"}) is None  # no size: not ours to reproduce
+    assert SMALL.width == small_checkpoint.config.width
