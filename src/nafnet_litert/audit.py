@@ -39,13 +39,14 @@ PARITY_THRESHOLDS = {
     "fp16": {"corr": 0.9999, "max_abs": None},
 }
 
-#: The GPU's fp16 pass against the PyTorch reference. Measured on a stressed GoPro-w32 (bottleneck |x| = 175, as
-#: trained) on chelsea.png with Mesa 25 lavapipe: our export corr 0.999997, residual corr 0.99998, max abs 0.0032;
-#: a straight litert-torch conversion of the same checkpoint corr 0.9962, residual corr 0.975, max abs 0.086.
-#: The residual (output - input: what the network adds) is the sharp test, because a deblurring output is mostly
-#: its input. The limits sit a factor of >= 20 from both (1 - residual corr: 2e-5 ours, 1e-3 limit, 2.5e-2
-#: straight; 1 - corr: 3e-6 ours, 1e-4 limit, 3.8e-3 straight).
-GPU_FP16_THRESHOLDS = {"corr": 0.9999, "residual_corr": 0.999}
+#: The GPU's fp16 pass against the PyTorch reference. Measured with Mesa 25 lavapipe on chelsea.png (256x256) and
+#: a stressed GoPro-w32 (random weights; every level's largest LayerNorm channel deviation at trained GoPro-w32's
+#: bottleneck value, 175): our export corr 0.99994, residual corr 0.99994 (max abs 0.09 on outputs of std 1.6:
+#: fp16 rounding through a random network); a straight litert-torch conversion of the same checkpoint corr 0.865,
+#: residual corr 0.861 (max abs 3.6). The residual (output - input: what the network adds) is the sharp test,
+#: because a restoration network's output is mostly its input. A limit of 0.999 on both sits >= 15x from ours in
+#: 1 - r (6e-5 vs 1e-3) and > 100x from the straight conversion (0.14). The bundled trained model gives 0.99995+.
+GPU_FP16_THRESHOLDS = {"corr": 0.999, "residual_corr": 0.999}
 
 
 # ------------------------------------------------------------------------------------------------ checks
@@ -559,6 +560,7 @@ def _headroom_summary(h) -> dict:
         "passed": h.passed,
         "overflow_count": h.overflow_count,
         "underflow_count": h.underflow_count,
+        "subnormal_count": h.subnormal_count,
         "nonfinite_count": h.nonfinite_count,
         "worst": _row_brief(d.get("worst")),
         "worst_floor": _row_brief(d.get("worst_floor")),

@@ -52,24 +52,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 @contextlib.contextmanager
 def native_logs_to_file():
-    """LiteRT, TF and the converter log INFO lines straight to file descriptor 2 from C++.
+    """LiteRT, TF and the converter log INFO lines from C++ straight to file descriptors 2 and 1 (the GPU
+    accelerator prints its OpenCL probe on stdout, which would corrupt ``--json``).
 
-    Keep the CLI readable: point fd 2 at a log file (``$TMPDIR/nafnet-litert-native.log``) while Python's own
-    ``sys.stderr`` (errors, progress bars) keeps writing to the real terminal. Used once per process, by :func:`main`. ``NAFNET_LITERT_VERBOSE=1`` keeps
-    everything on the terminal.
+    Keep the CLI readable and its stdout parseable: point fds 1 and 2 at a log file
+    (``$TMPDIR/nafnet-litert-native.log``) while Python's own ``sys.stdout`` and ``sys.stderr`` keep writing to
+    the real terminal. Used once per process, by :func:`main`; not when :func:`main` runs inside pytest's own
+    process (which captures the fds itself). ``NAFNET_LITERT_VERBOSE=1`` keeps everything on the terminal.
     """
-    if os.environ.get("NAFNET_LITERT_VERBOSE") or os.environ.get("PYTEST_CURRENT_TEST"):
+    if os.environ.get("NAFNET_LITERT_VERBOSE") or "pytest" in sys.modules:
         yield
         return
     import tempfile
 
     log_path = os.path.join(tempfile.gettempdir(), "nafnet-litert-native.log")
+    sys.stdout.flush()
     sys.stderr.flush()
-    terminal_fd = os.dup(2)
+    out_fd, err_fd = os.dup(1), os.dup(2)
     # Not restored on exit: LiteRT also logs from its atexit destructors.
     with open(log_path, "ab") as log:
+        os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
-    sys.stderr = io.TextIOWrapper(os.fdopen(terminal_fd, "wb", buffering=0), write_through=True)
+    sys.stdout = io.TextIOWrapper(os.fdopen(out_fd, "wb", buffering=0), write_through=True)
+    sys.stderr = io.TextIOWrapper(os.fdopen(err_fd, "wb", buffering=0), write_through=True)
     yield
 
 

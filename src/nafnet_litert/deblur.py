@@ -80,11 +80,12 @@ class Deblurrer:
             return self._lite[size]
         if self._tflite:
             raise NafnetLitertError(f"{Path(self.opts.model).name} takes {self.opts.tile}px tiles, not {size}")
-        from .export import export
+        from .export import EXPORT_RECIPE, export
         from .runtime import LiteRTModel
 
         tag = (self.ckpt.sha256 or "")[:16]
-        name = f"{tag or 'model'}_{size[0]}x{size[1]}_{self.opts.precision}{'_tlc' if tlc else ''}.tflite"
+        # the recipe tag keeps a graph exported by an older release (other ops, other scales) from being reused
+        name = f"{tag or 'model'}_{size[0]}x{size[1]}_{self.opts.precision}{'_tlc' if tlc else ''}_{EXPORT_RECIPE}.tflite"
         path = cache_dir() / name
         if not tag or not path.is_file():
             if not tag:

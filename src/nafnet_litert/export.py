@@ -26,6 +26,9 @@ from .errors import ExportError
 from .model.deploy import DEFAULT_POOL_SCALE, to_deploy
 
 PRECISIONS = ("fp16", "fp32")
+#: Names the graph recipe (ops and rewrites); bump it whenever an export of the same checkpoint changes, so caches
+#: keyed by it never serve an older graph.
+EXPORT_RECIPE = "r2"
 LAYOUTS = ("NCHW", "NHWC")
 INPUT_NAME = "image"
 OUTPUT_NAME = "restored"
@@ -200,6 +203,7 @@ def export(
     summary = static_audit(buf).summary()
     sidecar = {
         "format": "nafnet-litert/1",
+        "recipe": EXPORT_RECIPE,
         "model": output.name,
         "architecture": ckpt.config.describe(),
         "config": ckpt.config.to_dict(),

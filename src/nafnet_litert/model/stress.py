@@ -62,8 +62,10 @@ def stream_twin(model: NAFNet, k: float | list[float]) -> NAFNet:
     return net
 
 
-def level_magnitudes(model: NAFNet, x: torch.Tensor) -> list[float]:
-    """max |x| of the residual stream per level: every branch input (norm1/norm2) and block output."""
+def per_level_max(model: NAFNet, photos, stat, block_outputs: bool = False) -> list[float]:
+    """Per level (0 = full resolution .. the bottleneck), the largest ``stat(t)`` over every LayerNorm input ``t``
+    (and, with ``block_outputs``, every block output) while ``model`` runs on each of ``photos``; 0 for a level
+    without blocks."""
     from .tlc import block_levels
 
     peaks = [0.0] * (len(model.encoders) + 1)
@@ -71,42 +73,35 @@ def level_magnitudes(model: NAFNet, x: torch.Tensor) -> list[float]:
     for level, b in block_levels(model):
 
         def grab(t: torch.Tensor, level=level) -> None:
-            peaks[level] = max(peaks[level], float(t.detach().abs().max()))
+            peaks[level] = max(peaks[level], float(stat(t.detach())))
 
-        handles.append(b.register_forward_hook(lambda m, i, o, g=grab: g(o)))
+        if block_outputs:
+            handles.append(b.register_forward_hook(lambda m, i, o, g=grab: g(o)))
         for norm in (b.norm1, b.norm2):
             handles.append(norm.register_forward_pre_hook(lambda m, i, g=grab: g(i[0])))
     try:
         with torch.no_grad():
-            model(x)
+            for x in [photos] if isinstance(photos, torch.Tensor) else photos:
+                model(x)
     finally:
         for h in handles:
             h.remove()
     return peaks
 
 
+def level_magnitudes(model: NAFNet, x: torch.Tensor) -> list[float]:
+    """max |x| of the residual stream per level: every branch input (norm1/norm2) and block output."""
+    return per_level_max(model, x, lambda t: t.abs().max(), block_outputs=True)
+
+
 def bottleneck_magnitude(model: NAFNet, x: torch.Tensor) -> float:
-    """max |x| of the bottleneck residual stream: every branch input (norm1/norm2) and block output of the last
-    encoder level and the middle blocks, and the last downsampler's output."""
-    last = len(model.encoders) - 1
-    blocks = list(model.encoders[last]) + list(model.middle_blks)
-    peak = [0.0]
+    """max |x| of the bottleneck residual stream: the last encoder level and the middle blocks' level."""
+    return max(level_magnitudes(model, x)[-2:])
 
-    def grab(t: torch.Tensor) -> None:
-        peak[0] = max(peak[0], float(t.detach().abs().max()))
 
-    handles = [model.downs[last].register_forward_hook(lambda m, i, o: grab(o))]
-    for b in blocks:
-        handles.append(b.register_forward_hook(lambda m, i, o: grab(o)))
-        for norm in (b.norm1, b.norm2):
-            handles.append(norm.register_forward_pre_hook(lambda m, i: grab(i[0])))
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return peak[0]
+def channel_std(t: torch.Tensor) -> torch.Tensor:
+    """Largest per-pixel channel standard deviation ``sqrt(mean_c (t - mean_c t)^2)``."""
+    return (t - t.mean(1, keepdim=True)).pow(2).mean(1).sqrt().max()
 
 
 def default_photo(size: int = 256) -> torch.Tensor:
@@ -123,28 +118,9 @@ def default_photo(size: int = 256) -> torch.Tensor:
 
 
 def level_deviations(model: NAFNet, x: torch.Tensor) -> list[float]:
-    """Per level, the largest channel standard deviation ``sqrt(mean_c (x - mu)^2)`` any LayerNorm input has at
-    any pixel: what a channel LayerNorm squares and sums."""
-    from .tlc import block_levels
-
-    peaks = [0.0] * (len(model.encoders) + 1)
-    handles = []
-    for level, b in block_levels(model):
-
-        def grab(m, inp, level=level) -> None:
-            t = inp[0].detach()
-            std = (t - t.mean(1, keepdim=True)).pow(2).mean(1).sqrt()
-            peaks[level] = max(peaks[level], float(std.max()))
-
-        for norm in (b.norm1, b.norm2):
-            handles.append(norm.register_forward_pre_hook(grab))
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return peaks
+    """Per level, the largest channel standard deviation any LayerNorm input has at any pixel: what a channel
+    LayerNorm squares and sums."""
+    return per_level_max(model, x, channel_std)
 
 
 def stressed_twin(
@@ -171,6 +147,6 @@ def stressed_twin(
 
 
 __all__ = [
-    "TRAINED_BOTTLENECK", "bottleneck_magnitude", "default_photo", "level_deviations", "level_magnitudes",
-    "stream_twin", "stressed_twin",
+    "TRAINED_BOTTLENECK", "bottleneck_magnitude", "channel_std", "default_photo", "level_deviations",
+    "level_magnitudes", "per_level_max", "stream_twin", "stressed_twin",
 ]  # fmt: skip

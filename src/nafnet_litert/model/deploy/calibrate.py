@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import torch
 
 from ..reference import NAFNet
-from ..tlc import block_levels
+from ..stress import per_level_max
 
 #: max |d| / S_l allowed on the calibration photos.
 TARGET = 64.0
@@ -55,25 +55,7 @@ def calibration_photos(channels: int = 3, size: int = 256) -> list[torch.Tensor]
 def level_deviation_peaks(model: NAFNet, photos: Sequence[torch.Tensor]) -> list[float]:
     """Per level (0 = full resolution .. the bottleneck), the largest ``|x - mean_c x|`` any LayerNorm of that
     level sees on ``photos``; 0 for a level without blocks."""
-    levels = len(model.encoders) + 1
-    peaks = [0.0] * levels
-    hooks = []
-    for level, block in block_levels(model):
-        for norm in (block.norm1, block.norm2):
-
-            def grab(m, inp, level=level):
-                x = inp[0].detach()
-                peaks[level] = max(peaks[level], float((x - x.mean(1, keepdim=True)).abs().max()))
-
-            hooks.append(norm.register_forward_pre_hook(grab))
-    try:
-        with torch.no_grad():
-            for x in photos:
-                model(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    return peaks
+    return per_level_max(model, photos, lambda t: (t - t.mean(1, keepdim=True)).abs().max())
 
 
 def scales_for(peaks: Sequence[float], target: float = TARGET) -> list[float]:
