@@ -24,11 +24,13 @@ def _without_eps(net):
 
 
 def _streams(net, x):
-    """Every block's output (the residual stream), in order."""
-    from nafnet_litert.model.reference import NAFBlock
+    """Every block's output (the residual stream) with its level, in execution order."""
+    from nafnet_litert.model.tlc import block_levels
 
     outs = []
-    hooks = [m.register_forward_hook(lambda m, i, o: outs.append(o.detach())) for m in net.modules() if isinstance(m, NAFBlock)]
+    hooks = [
+        b.register_forward_hook(lambda m, i, o, lvl=lvl: outs.append((lvl, o.detach()))) for lvl, b in block_levels(net)
+    ]
     with torch.no_grad():
         y = net(x)
     for h in hooks:
@@ -38,20 +40,17 @@ def _streams(net, x):
 
 @pytest.mark.parametrize("k", [2.0, 37.5, [3.0, 0.5, 40.0, 7.0, 100.0]], ids=["2", "37.5", "per-level"])
 def test_stream_twin_scales_every_stream_and_keeps_the_function(small_checkpoint, k):
-    from nafnet_litert.model.tlc import block_levels
-
     ref = _without_eps(small_checkpoint.build_reference())  # eps is the one term the gauge does not scale
     twin = stream_twin(ref, k)
     x = default_photo(64)
     y, streams = _streams(ref, x)
     y2, streams2 = _streams(twin, x)
     assert (y - y2).abs().max().item() <= 1e-5 * max(1.0, y.abs().max().item())
-    levels = {id(b): lvl for lvl, b in block_levels(ref)}
-    order = [levels[id(m)] for m in ref.modules() if id(m) in levels]
     ks = [k] * 5 if isinstance(k, float) else k
-    for a, b, lvl in zip(streams, streams2, order):  # every block output is exactly k_l times larger
-        kk = ks[lvl]
-        assert torch.allclose(b, a * kk, rtol=1e-4, atol=1e-5 * kk)
+    assert len(streams) == len(streams2) == 10  # SMALL: 5 encoder, 1 middle, 4 decoder blocks
+    for (lvl, a), (lvl2, b) in zip(streams, streams2):  # every block output is exactly k_l times larger
+        assert lvl == lvl2
+        assert torch.allclose(b, a * ks[lvl], rtol=1e-4, atol=1e-5 * ks[lvl])
 
 
 def test_stressed_twin_reaches_the_target_at_every_level(small_checkpoint):
@@ -86,9 +85,10 @@ def test_export_options_round_trip_the_sidecar(tmp_path, small_checkpoint):
     res = export(small_checkpoint, tmp_path / "m.tflite", (64, 96), "fp32", layout="NHWC", scale=16.0)
     opts = export_options(res.sidecar)
     assert opts == {
-        "size": (64, 96), "precision": "fp32", "layout": "NHWC", "scale": 16.0, "lean": True, "native_ops": False,
+        "size": (64, 96), "precision": "fp32", "layout": "NHWC", "scale": [16.0] * 5, "lean": True, "native_ops": False,
         "straight": False, "tlc": False, "tlc_train_size": 256,
     }  # fmt: skip
+    assert export_options({**res.sidecar, "rewrites": {**res.sidecar["rewrites"], "scale_mode": "auto"}})["scale"] == "auto"
     assert export_options({"format": "something-else/1"}) is None
     assert export_options({"format": "nafnet-litert/1"}) is None  # no size: not ours to reproduce
     assert SMALL.width == small_checkpoint.config.width

@@ -213,3 +213,17 @@ def test_cli_convert_has_tlc_flags():
     assert args.tlc is True and args.tlc_train_size == 256
     args = build_parser().parse_args(["convert", "x.pth", "-o", "m.tflite", "--tlc", "--tlc-train-size", "384"])
     assert args.tlc_train_size == 384
+
+
+def test_tlc_export_fp16_headroom_on_the_file(exported_tlc):
+    """The per-op fp16 headroom runs on the TLC file itself: its box means (SLICE/ADD/MUL chains) and edge
+    padding are measured op by op, and none comes near fp16's limits."""
+    from nafnet_litert.artifact_headroom import measure_headroom
+
+    _, res = exported_tlc
+    x = to_nchw(photo_array("astronaut.png", (128, 192), offset=(100, 150)))
+    rep = measure_headroom(res.model_path, x)
+    ops = {r.op for r in rep.rows}
+    assert {"PAD", "SLICE", "RESIZE_NEAREST_NEIGHBOR"} <= ops
+    assert rep.passed and rep.overflow_count == 0 and rep.nonfinite_count == 0, rep.format_table()
+    assert len(rep.rows) == len(static_audit(res.model_path).graph.ops)
