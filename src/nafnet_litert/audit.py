@@ -356,17 +356,27 @@ def _fmt_metrics(m: dict) -> str:
     return text
 
 
+_LIMITED_BY = {"output": "largest value", "accumulator": "accumulator bound", "constant": "a constant"}
+
+
 def _format_check(name: str, c: Check) -> list[str]:
     d = c.data
-    label = f"{name:<12s} "
+    label = f"{name:<13s} "
+    pad = " " * 14
     if name == "ops":
         bad = [f"{op} x{v['count']} (rejected on phones: {v['reason']}; {v['source']})" for op, v in d["rejected"].items()]
         bad += [f"{f} x{v['count']} ({v['reason']}; {v['source']})" for f, v in d["rejected_forms"].items()]
-        out = [label + f"{'every op phone-proven' if not bad and not d['unproven'] else ''}".strip() + f" -> {_verdict(c)}"]
-        out += [" " * 13 + b for b in bad]
+        if not bad and not d["unproven"]:
+            head = "every op phone-proven"
+        else:
+            parts = [f"{len(bad)} rejected on phones"] if bad else []
+            parts += [f"{len(d['unproven'])} unproven on phones"] if d["unproven"] else []
+            head = ", ".join(parts)
+        out = [label + f"{head} -> {_verdict(c)}"]
+        out += [pad + b for b in bad]
         if d["unproven"]:
             note = "allowed by --allow-unproven" if d["allow_unproven"] else "pass --allow-unproven to accept"
-            out.append(" " * 13 + "unproven on phones: " + ", ".join(f"{k} x{v}" for k, v in d["unproven"].items()) + f" ({note})")
+            out.append(pad + "unproven on phones: " + ", ".join(f"{k} x{v}" for k, v in d["unproven"].items()) + f" ({note})")
         return out
     if name == "rank":
         extra = f" (above: {', '.join(f'{k} x{v}' for k, v in d['ops_above_limit'].items())})" if d["ops_above_limit"] else ""
@@ -382,11 +392,11 @@ def _format_check(name: str, c: Check) -> list[str]:
             floor = f" smallest RSQRT/DIV input {f['floor']:.2g} ({f['floor_verdict']})" if f.get("floor") is not None else ""
             out.append(
                 label + f"{'stressed twin' if key == 'stress' else 'weights':13s} headroom {w.get('headroom', float('inf')):.3g} "
-                f"(op #{w.get('index', '-')} {w.get('op', '')}, {w.get('limited_by', '')});{floor}; overflows "
-                f"{h['overflow_count']}, underflows {h['underflow_count']}, non-finite {h['nonfinite_count']}"
-                + (f"  [stream |x| {d['stress_peak']:.0f} at every level]" if key == "stress" else "")
+                f"(op #{w.get('index', '-')} {w.get('op', '')}, {_LIMITED_BY.get(w.get('limited_by'), '')});{floor}; "
+                f"overflows {h['overflow_count']}, underflows {h['underflow_count']}, non-finite {h['nonfinite_count']}"
+                + (f"  [LayerNorm channel deviation {d['stress_peak']:.0f} at every level]" if key == "stress" else "")
             )
-            label = " " * 13
+            label = pad
         if d.get("note"):
             out.append(label + d["note"])
         out[-1] += f" -> {_verdict(c)}"
@@ -402,7 +412,7 @@ def _format_check(name: str, c: Check) -> list[str]:
         if "vs_cpu" in img:
             text += f"; vs CPU max abs {img['vs_cpu']['max_abs']:.3g}"
         out.append(label + text + acc)
-        label = " " * 13
+        label = pad
     if name == "gpu_fp16":
         ex = d.get("fp16_exercised")
         out.append(label + f"fp16 exercised: {'yes' if ex else 'NO'} (max |fp16 - fp32 pass| {d.get('diff_vs_gpu_fp32', 0):.3g})")

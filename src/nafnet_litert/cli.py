@@ -91,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("nafnet-litert: interrupted", file=sys.stderr)
             return 130
+        except BrokenPipeError:  # the reader went away (`... | head`): stop quietly, like other tools
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 141
 
 
 if __name__ == "__main__":

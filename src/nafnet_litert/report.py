@@ -105,8 +105,7 @@ def _check_rows(report) -> str:
     esc = html.escape
     rows = ["<table><tr><th>check</th><th>result</th><th>numbers</th></tr>"]
     for name, c in report.checks.items():
-        text = "\n".join(line[13:] if line.startswith(name) or line.startswith(" " * 13) else line
-                         for line in _check_lines(name, c))  # fmt: skip
+        text = "\n".join(line[14:] for line in _check_lines(name, c))
         rows.append(
             f"<tr><td>{esc(name)}</td><td class='{'pass' if c.passed else 'fail'}'>{'pass' if c.passed else 'FAIL'}"
             f"</td><td><pre>{esc(text)}</pre></td></tr>"
