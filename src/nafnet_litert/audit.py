@@ -316,15 +316,15 @@ class AuditReport:
     def format_text(self) -> str:
         s = self.static
         lines = [
-            f"model        {self.model}  ({s['file_size'] / 1e6:.2f} MB, {s['weight_precision']} weights)",
-            f"signature    {_fmt_io(s['io'])}",
-            f"nodes        {s['node_count']} ({s['node_count_without_dequantize']} without DEQUANTIZE; "
+            f"model         {self.model}  ({s['file_size'] / 1e6:.2f} MB, {s['weight_precision']} weights)",
+            f"signature     {_fmt_io(s['io'])}",
+            f"nodes         {s['node_count']} ({s['node_count_without_dequantize']} without DEQUANTIZE; "
             f"TRANSPOSE: {s['transpose_count']})",
-            "op histogram " + ", ".join(f"{k} {v}" for k, v in s["op_histogram"].items()),
+            "op histogram  " + ", ".join(f"{k} {v}" for k, v in s["op_histogram"].items()),
         ]
         for name, c in self.checks.items():
             lines.extend(_format_check(name, c))
-        lines.append(f"verdict      {'PASS' if self.passed else 'FAIL'}")
+        lines.append(f"verdict       {'PASS' if self.passed else 'FAIL'}")
         return "\n".join(lines)
 
 

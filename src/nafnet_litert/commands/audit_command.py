@@ -69,6 +69,6 @@ def run(args: argparse.Namespace) -> int:
         straight = straight_comparison(args.model, ref, args.image[0], args.threads) if args.gpu and ref else None
         write_html(args.report, render_html(report, read_sidecar(args.model), straight))
         if not args.json:
-            print(f"report       {args.report}")
+            print(f"report        {args.report}")
     return 0 if report.passed else 1
 
