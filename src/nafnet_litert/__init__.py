@@ -1,0 +1,64 @@
+"""nafnet-litert: exact, phone-GPU-clean LiteRT exports of NAFNet checkpoints, and an audit that proves it.
+
+The public surface, in one screen::
+
+    import nafnet_litert as nl
+
+    ck = nl.load("default")            # a .pth/.safetensors path, "default", "random:GoPro-width32", "stress:..."
+    res = nl.export(ck, "model.tflite", size=256, precision="fp16")
+    report = nl.audit("model.tflite", ck, ["photo.png"], gpu=True, fp16=True)
+    print(report.format_text()); assert report.passed
+
+Everything else lives in the subpackages. Importing this package is light: PyTorch and LiteRT load on first use.
+"""
+
+from __future__ import annotations
+
+import sys as _sys
+import types as _types
+from importlib import metadata as _metadata
+
+try:
+    __version__ = _metadata.version("nafnet-litert")
+except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree without installing
+    __version__ = "0+unknown"
+
+
+def load(spec):
+    """A checkpoint from a path, ``default`` (the bundled model), ``random:PRESET[@SEED]`` or ``stress:SPEC``
+    (:func:`nafnet_litert.checkpoint.resolve_checkpoint`)."""
+    from .checkpoint import resolve_checkpoint
+
+    return resolve_checkpoint(spec)
+
+
+def _export(ckpt, output, **options):
+    """Export a checkpoint (or a spec for :func:`load`) to a .tflite with its sidecar JSON
+    (:func:`nafnet_litert.export.export`: ``size``, ``precision``, ``layout``, ``tlc``, ``scale``, ...)."""
+    from .export import export
+
+    return export(load(ckpt) if isinstance(ckpt, str) else ckpt, output, **options)
+
+
+def _audit(model, reference=None, images=None, **options):
+    """Audit a .tflite file (:func:`nafnet_litert.audit.audit`: ``gpu``, ``fp16``, ``allow_unproven``, ...);
+    ``reference`` is a checkpoint or a spec for :func:`load`."""
+    from .audit import audit
+
+    return audit(model, load(reference) if isinstance(reference, str) else reference, images, **options)
+
+
+class _Package(_types.ModuleType):
+    """``nl.export`` and ``nl.audit`` share their names with the submodules that implement them. Importing a
+    submodule binds it as an attribute of the package, which would shadow the function; these properties keep the
+    public functions in place (the submodules stay importable: ``from nafnet_litert.export import ...``)."""
+
+    export = property(lambda self: _export, lambda self, value: None)
+    audit = property(lambda self: _audit, lambda self, value: None)
+
+
+_export.__name__ = _export.__qualname__ = "export"
+_audit.__name__ = _audit.__qualname__ = "audit"
+_sys.modules[__name__].__class__ = _Package
+
+__all__ = ["__version__", "audit", "export", "load"]
