@@ -38,3 +38,45 @@ def test_load_export_audit_round_trip(tmp_path):
     assert report.passed, report.format_text()
     m = report.checks["parity_cpu"].data["images"][0]["vs_reference"]
     assert m["corr"] >= 0.999999 and m["max_abs"] <= 1e-4
+
+
+def test_torch_restorer_and_deblurrer_leave_process_state_alone(tmp_path):
+    """PyTorch's thread count is process-wide: a restorer uses its own only while it runs; the options a caller
+    hands to Deblurrer are not changed (a .tflite model used to overwrite its tile and overlap)."""
+    import dataclasses
+
+    import numpy as np
+    import torch
+
+    from nafnet_litert.checkpoint import random_checkpoint
+    from nafnet_litert.deblur import Deblurrer, DeblurOptions
+    from nafnet_litert.runtime import TorchRestorer
+
+    from .conftest import SMALL
+
+    ck = random_checkpoint(SMALL, seed=3, scale=0.3)
+    before = torch.get_num_threads()
+    target = 1 if before != 1 else 2
+    seen = []
+    restorer = TorchRestorer(ck, threads=target)
+    net = restorer.net
+    restorer.net = lambda x: (seen.append(torch.get_num_threads()), net(x))[1]
+    out = restorer(np.random.default_rng(0).random((32, 48, 3), dtype=np.float32))
+    assert out.shape == (32, 48, 3) and seen == [target] and torch.get_num_threads() == before
+
+    model = tmp_path / "m.tflite"
+    nl.export(ck, model, size=64, precision="fp32")
+    opts = DeblurOptions(model=str(model), tile=256, overlap=48)
+    snapshot = dataclasses.asdict(opts)
+    deb = Deblurrer(opts)
+    assert dataclasses.asdict(opts) == snapshot
+    assert deb.opts.tile == 64 and deb.opts.overlap == 32
+
+
+def test_bench_bad_threads_is_one_line(tmp_path):
+    for bad, msg in (("1,x", "comma-separated whole numbers"), ("0", "at least 1")):
+        r = subprocess.run(
+            [sys.executable, "-m", "nafnet_litert.cli", "bench", "--threads", bad], capture_output=True, text=True
+        )
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert r.returncode == 2 and len(lines) == 1 and msg in lines[0] and "Traceback" not in r.stderr, r.stderr

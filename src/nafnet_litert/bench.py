@@ -239,7 +239,14 @@ def run_from_args(a: argparse.Namespace) -> int:
 
     if a.runs < 5:
         raise NafnetLitertError("--runs must be at least 5")
-    threads = tuple(int(t) for t in str(a.threads).split(","))
+    try:
+        threads = tuple(int(t) for t in str(a.threads).split(","))
+    except ValueError:
+        raise NafnetLitertError(f"--threads must be comma-separated whole numbers such as 1,2, got {a.threads!r}") from None
+    if not threads or min(threads) < 1:
+        raise NafnetLitertError(f"--threads must be at least 1, got {a.threads!r}")
+    if a.json and not Path(a.json).parent.is_dir():
+        raise NafnetLitertError(f"--json folder does not exist: {Path(a.json).parent}")
     res = run_bench(a.checkpoint, a.size, a.runs, threads, a.frame, log=lambda m: print(m, file=sys.stderr))
     print(format_table(res))
     if a.json:

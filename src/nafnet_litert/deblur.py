@@ -11,6 +11,7 @@ A :class:`Deblurrer` turns a model spec into ``restore(rgb float H x W x 3) -> r
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ import numpy as np
 from .errors import NafnetLitertError
 from .media import PHOTO_SUFFIXES, Photo, read_photo, side_by_side, write_photo
 from .runtime.tiling import count_tiles, tiled_restore
+from .threads import torch_threads
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 DEFAULT_TILE = 256
@@ -58,7 +60,7 @@ class Deblurrer:
             raise NafnetLitertError(f"unknown backend {opts.backend!r} (choose litert or torch)")
         if opts.overlap < 0 or opts.overlap >= opts.tile:
             raise NafnetLitertError(f"overlap must be between 0 and the tile size ({opts.tile}), got {opts.overlap}")
-        self.opts = opts
+        self.opts = dataclasses.replace(opts)  # a copy: the caller's options are never changed
         self._tflite = str(opts.model).endswith(".tflite")
         self.ckpt = None if self._tflite else resolve_checkpoint(opts.model)
         self._lite: dict[tuple[int, int], object] = {}
@@ -100,9 +102,6 @@ class Deblurrer:
 
     def _torch_net(self):
         if self._torch is None:
-            import torch
-
-            torch.set_num_threads(self.opts.threads)
             net = self.ckpt.build_reference()
             if self.opts.full_frame:
                 from .model.tlc import to_tlc
@@ -119,7 +118,7 @@ class Deblurrer:
             net = self._torch_net()
 
             def run(batch: np.ndarray) -> np.ndarray:
-                with torch.inference_mode():
+                with torch_threads(self.opts.threads), torch.inference_mode():
                     return net(torch.from_numpy(batch)).numpy()
 
             return run
@@ -154,7 +153,7 @@ class Deblurrer:
         if self.opts.backend == "torch" and not self._tflite:
             import torch
 
-            with torch.inference_mode():
+            with torch_threads(self.opts.threads), torch.inference_mode():
                 y = self._torch_net()(torch.from_numpy(to_nchw(padded))).numpy()
         else:
             y = self._litert_model((ph, pw), tlc=True).run(to_nchw(padded))

@@ -16,6 +16,7 @@ import torch
 from ..checkpoint import Checkpoint
 from ..errors import NafnetLitertError
 from ..images import from_nchw, pad_to_multiple, to_nchw
+from ..threads import torch_threads
 
 
 class TorchRestorer:
@@ -24,14 +25,13 @@ class TorchRestorer:
     def __init__(self, ckpt: Checkpoint, threads: int | None = None, deploy: bool = False) -> None:
         from ..model.deploy import to_deploy
 
-        if threads:
-            torch.set_num_threads(threads)
+        self.threads = threads  # applied per call and restored after (the setting is process-wide)
         net = ckpt.build_reference()
         self.net = to_deploy(net) if deploy else net
         self.name = f"PyTorch ({'deploy' if deploy else 'reference'})"
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
+        with torch_threads(self.threads), torch.inference_mode():
             return from_nchw(self.net(torch.from_numpy(to_nchw(img))).numpy())
 
 
