@@ -22,15 +22,10 @@ import numpy as np
 
 from .errors import NafnetLitertError
 from .media import PHOTO_SUFFIXES, Photo, read_photo, side_by_side, write_photo
-from .runtime.tiling import count_tiles, tiled_restore
+from .runtime.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, count_tiles, tiled_restore
 from .threads import torch_threads
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
-DEFAULT_TILE = 256
-#: Chosen by ``python -m nafnet_litert.eval.tiling_study`` on the held-out GoPro frames with the bundled model:
-#: at 0 px the tile borders show (seam ratio 1.45 against 1.04 for the whole-image output on the same lines); from
-#: 16 px they match the whole-image output, and PSNR vs sharp moves by < 0.02 dB between 16 and 96 px.
-DEFAULT_OVERLAP = 32
 
 
 def cache_dir() -> Path:

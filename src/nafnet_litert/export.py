@@ -163,7 +163,7 @@ def export(
     network with no rewrite at all (what a plain litert-torch conversion gives): a baseline the audit should
     fail in fp16, never a model to ship.
     """
-    from .audit import static_audit
+    from .graph_audit import static_audit
 
     output = Path(output)
     size = parse_size(size)

@@ -54,7 +54,7 @@ class LiteRTFileRestorer:
                 f"image is {img.shape[0]}x{img.shape[1]} but the model takes {h}x{w} and is not square, so it "
                 "cannot tile; export one at this size (or pass the checkpoint, exported at each image's size)"
             )
-        from ..deblur import DEFAULT_OVERLAP
+        from .tiling import DEFAULT_OVERLAP
         from .tiling import tiled_restore
 
         run = lambda batch: np.concatenate([self.model.run(b[None]) for b in batch])  # noqa: E731

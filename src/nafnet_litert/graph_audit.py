@@ -1,0 +1,147 @@
+"""The static audit: what a .tflite file's graph alone proves (ops against the phone tables, forms, tensor ranks).
+
+Pure flatbuffer reading, no interpreter and no PyTorch: :func:`nafnet_litert.export.export` records this summary
+in every sidecar, and :func:`nafnet_litert.audit.audit` reports its checks first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import device_ops
+from .tflite_graph import Graph, read_graph
+
+MAX_GPU_RANK = 4
+
+
+# ------------------------------------------------------------------------------------------------ checks
+@dataclass
+class Check:
+    """One audit check: passed or not, its numbers, and an error line when it could not run."""
+
+    name: str
+    passed: bool
+    data: dict = field(default_factory=dict)
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        d = {"passed": bool(self.passed), **self.data}
+        if self.error:
+            d["error"] = self.error
+        return d
+
+
+# ------------------------------------------------------------------------------------------------ static
+@dataclass
+class StaticAudit:
+    graph: Graph
+    allow_unproven: bool = False
+
+    @property
+    def histogram(self) -> dict[str, int]:
+        return self.graph.op_histogram()
+
+    @property
+    def rejected(self) -> dict[str, int]:
+        return {op: n for op, n in self.histogram.items() if device_ops.classify(op) == "rejected"}
+
+    @property
+    def unproven(self) -> dict[str, int]:
+        return {op: n for op, n in self.histogram.items() if device_ops.classify(op) == "unproven"}
+
+    def form_violations(self) -> dict[str, int]:
+        """Rejected forms of otherwise proven ops: {form: count}."""
+        g, found = self.graph, {}
+
+        def hit(form: str) -> None:
+            found[form] = found.get(form, 0) + 1
+
+        for op in self.graph.ops:
+            if op.name == "DIV" and len(op.inputs) >= 2 and op.inputs[0] == op.inputs[1]:
+                hit("DIV_SAME_INPUTS")
+            elif op.name == "REDUCE_MAX" and len(op.inputs) >= 2 and all(
+                g.tensors[i].buffer and g.const_value(i) is not None for i in op.inputs[:2]
+            ):
+                hit("REDUCE_MAX_CONST_INPUTS")
+            elif op.name == "MEAN" and len(op.inputs) >= 2:
+                axes = g.const_value(op.inputs[1])
+                if axes is None or np.asarray(axes).size > 1:
+                    hit("MEAN_MULTI_AXIS")
+        return found
+
+    @property
+    def ops_above_4d(self) -> dict[str, int]:
+        return self.graph.ops_above_rank(MAX_GPU_RANK)
+
+    @property
+    def precision(self) -> str:
+        return "fp16" if any(t.dtype == "FLOAT16" for t in self.graph.tensors) else "fp32"
+
+    def ops_check(self) -> Check:
+        rejected = {
+            op: {"count": n, "reason": device_ops.REJECTED[op].reason, "source": device_ops.REJECTED[op].source}
+            for op, n in self.rejected.items()
+        }
+        forms = {
+            f: {"count": n, "reason": device_ops.FORM_REJECTIONS[f].reason, "source": device_ops.FORM_REJECTIONS[f].source}
+            for f, n in self.form_violations().items()
+        }
+        unproven = self.unproven
+        hist = self.histogram
+        passed = not rejected and not forms and (self.allow_unproven or not unproven)
+        return Check(
+            "ops",
+            passed,
+            {
+                "node_count": self.graph.node_count,
+                "node_count_without_dequantize": self.graph.node_count - hist.get("DEQUANTIZE", 0),
+                "transpose_count": hist.get("TRANSPOSE", 0),
+                "rejected": rejected,
+                "rejected_forms": forms,
+                "unproven": unproven,
+                "allow_unproven": self.allow_unproven,
+                "histogram": hist,
+            },
+        )
+
+    def rank_check(self) -> Check:
+        return Check(
+            "rank",
+            not self.ops_above_4d,
+            {"max_rank": self.graph.max_rank(), "limit": MAX_GPU_RANK, "ops_above_limit": self.ops_above_4d},
+        )
+
+    @property
+    def gpu_clean(self) -> bool:
+        """Every op phone-proven (or allowed unproven), no rejected form, nothing above rank 4."""
+        return self.ops_check().passed and self.rank_check().passed
+
+    def summary(self) -> dict:
+        g = self.graph
+        ops = self.ops_check().data
+        return {
+            "gpu_clean": self.gpu_clean,
+            "node_count": g.node_count,
+            "node_count_without_dequantize": ops["node_count_without_dequantize"],
+            "transpose_count": ops["transpose_count"],
+            "rejected_ops": {op: d["count"] for op, d in ops["rejected"].items()},
+            "rejected_forms": {f: d["count"] for f, d in ops["rejected_forms"].items()},
+            "unproven_ops": ops["unproven"],
+            "max_rank": g.max_rank(),
+            "ops_above_4d": self.ops_above_4d,
+            "weight_precision": self.precision,
+            "file_size": g.file_size,
+            "io": g.io(),
+            "signatures": g.signatures,
+            "op_histogram": ops["histogram"],
+        }
+
+
+def static_audit(model: str | Path | bytes, allow_unproven: bool = False) -> StaticAudit:
+    return StaticAudit(read_graph(model), allow_unproven)
+
+
+__all__ = ["MAX_GPU_RANK", "Check", "StaticAudit", "static_audit"]
