@@ -80,3 +80,29 @@ def test_bench_bad_threads_is_one_line(tmp_path):
         )
         lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
         assert r.returncode == 2 and len(lines) == 1 and msg in lines[0] and "Traceback" not in r.stderr, r.stderr
+
+
+def test_litert_model_and_deblurrer_are_context_managers(tmp_path):
+    import numpy as np
+    import pytest
+
+    from nafnet_litert.checkpoint import random_checkpoint
+    from nafnet_litert.deblur import Deblurrer, DeblurOptions
+    from nafnet_litert.errors import NafnetLitertError
+    from nafnet_litert.runtime import LiteRTModel
+
+    from .conftest import SMALL
+
+    model = tmp_path / "m.tflite"
+    nl.export(random_checkpoint(SMALL, seed=3, scale=0.3), model, size=32, precision="fp32")
+    x = np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)
+    with LiteRTModel(model) as m:
+        y = m.run(x)
+    with pytest.raises(ValueError, match="closed"):
+        m.run(x)
+    with Deblurrer(DeblurOptions(model=str(model))) as deb:
+        out = deb.restore(np.ascontiguousarray(x[0].transpose(1, 2, 0)))
+    assert np.abs(out - y[0].transpose(1, 2, 0)).max() <= 1e-6  # one tile: the model itself
+    assert deb._lite == {}
+    with pytest.raises(NafnetLitertError, match="torch backend needs the checkpoint"):
+        Deblurrer(DeblurOptions(model=str(model), backend="torch"))

@@ -57,6 +57,10 @@ class Deblurrer:
             raise NafnetLitertError(f"overlap must be between 0 and the tile size ({opts.tile}), got {opts.overlap}")
         self.opts = dataclasses.replace(opts)  # a copy: the caller's options are never changed
         self._tflite = str(opts.model).endswith(".tflite")
+        if self._tflite and opts.backend == "torch":
+            raise NafnetLitertError(
+                f"{Path(opts.model).name} is a LiteRT model: the torch backend needs the checkpoint it came from"
+            )
         self.ckpt = None if self._tflite else resolve_checkpoint(opts.model)
         self._lite: dict[tuple[int, int], object] = {}
         self._torch = None
@@ -72,6 +76,18 @@ class Deblurrer:
             self.opts.overlap = min(self.opts.overlap, h // 2)
 
     # ------------------------------------------------------------------ models
+    def close(self) -> None:
+        """Release the compiled LiteRT models (also on leaving a ``with`` block)."""
+        for m in self._lite.values():
+            m.close()
+        self._lite.clear()
+
+    def __enter__(self) -> "Deblurrer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def _litert_model(self, size: tuple[int, int], tlc: bool):
         if size in self._lite:
             return self._lite[size]

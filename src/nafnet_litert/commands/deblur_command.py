@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         model=args.model, backend=args.backend, gpu=args.gpu, tile=args.tile, overlap=args.overlap,
         full_frame=args.full_frame, precision=args.precision, threads=args.threads,
     )  # fmt: skip
-    stats = run_jobs(Deblurrer(opts), jobs, progress=not args.quiet)
+    with Deblurrer(opts) as deb:
+        stats = run_jobs(deb, jobs, progress=not args.quiet)
     rate = stats.images / stats.seconds if stats.seconds else 0.0
     print(f"deblurred {stats.images} file(s) in {stats.seconds:.1f} s ({rate:.2f} images/s) -> {args.output}")
     return 0

@@ -124,6 +124,8 @@ class LiteRTModel:
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """``x``: float32 ``[1,C,H,W]`` at the model's size. Returns float32 ``[1,C,H,W]``."""
+        if self._cm is None:
+            raise ValueError(f"{self.path.name}: the model is closed")
         x = np.asarray(x, dtype=np.float32)
         expected = (1, self.io.channels, self.io.height, self.io.width)
         if x.shape != expected:
@@ -137,7 +139,15 @@ class LiteRTModel:
             y = y.transpose(0, 3, 1, 2)
         return np.ascontiguousarray(y)
 
+    def __enter__(self) -> "LiteRTModel":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def close(self) -> None:
+        """Release the compiled model and its buffers (idempotent); ``run`` afterwards is an error."""
         cm = getattr(self, "_cm", None)
         if cm is not None and hasattr(cm, "close"):
             cm.close()
+        self._cm = self._ins = self._outs = None
