@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
 
 import nafnet_litert as nl
 from nafnet_litert.checkpoint import Checkpoint
@@ -106,3 +107,41 @@ def test_litert_model_and_deblurrer_are_context_managers(tmp_path):
     assert deb._lite == {}
     with pytest.raises(NafnetLitertError, match="torch backend needs the checkpoint"):
         Deblurrer(DeblurOptions(model=str(model), backend="torch"))
+
+
+def test_deblur_export_cache_is_keyed_by_versions_and_temp_models_are_cleaned(tmp_path, monkeypatch):
+    import numpy as np
+
+    from nafnet_litert.checkpoint import random_checkpoint, save_safetensors
+    from nafnet_litert.deblur import Deblurrer, DeblurOptions, export_key
+
+    from .conftest import SMALL
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("NAFNET_LITERT_CACHE", str(cache))
+    ckpt = tmp_path / "small.safetensors"
+    save_safetensors(random_checkpoint(SMALL, seed=3, scale=0.3).state_dict, ckpt)
+    img = np.random.default_rng(1).random((32, 32, 3), dtype=np.float32)
+    opts = DeblurOptions(model=str(ckpt), tile=32, overlap=8, precision="fp32")
+    with Deblurrer(opts) as deb:
+        first = deb.restore(img)
+    [cached] = cache.glob("*.tflite")
+    assert export_key() in cached.name
+    with Deblurrer(opts) as deb:  # same versions: the cached model is reused
+        assert np.array_equal(deb.restore(img), first)
+    assert list(cache.glob("*.tflite")) == [cached]
+    # an upgrade of litert-torch (or of this package) changes the key: a new export, never the old graph
+    exp = sys.modules["nafnet_litert.export"]
+    real = exp.library_versions
+    monkeypatch.setattr(exp, "library_versions", lambda: {**real(), "litert-torch": "9.9.9"})
+    with Deblurrer(opts) as deb:
+        deb.restore(img)
+    assert len(list(cache.glob("*.tflite"))) == 2
+    # a checkpoint without a file (random:, stress:) exports into a folder of its own, removed on close
+    deb = Deblurrer(opts)
+    deb.ckpt.sha256 = None
+    deb.restore(img)
+    folder = Path(deb._tmp.name)
+    assert any(folder.glob("*.tflite"))
+    deb.close()
+    assert not folder.exists()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +29,21 @@ from .threads import torch_threads
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 
 
+def export_key() -> str:
+    """What makes an export of one checkpoint differ between installs: the graph recipe and the versions of this
+    package, litert-torch and ai-edge-litert. Part of every cached model's name, so an upgrade never reuses an older
+    graph."""
+    import hashlib
+
+    from .export import EXPORT_RECIPE, library_versions
+
+    v = library_versions()
+    text = "|".join([EXPORT_RECIPE] + [v.get(k, "") for k in ("nafnet-litert", "litert-torch", "ai-edge-litert")])
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
 def cache_dir() -> Path:
+    """Where ``deblur`` keeps the models it exports: ``$NAFNET_LITERT_CACHE``, default ``~/.cache/nafnet-litert``."""
     d = Path(os.environ.get("NAFNET_LITERT_CACHE", Path.home() / ".cache" / "nafnet-litert"))
     d.mkdir(parents=True, exist_ok=True)
     return d
@@ -64,6 +79,7 @@ class Deblurrer:
         self.ckpt = None if self._tflite else resolve_checkpoint(opts.model)
         self._lite: dict[tuple[int, int], object] = {}
         self._torch = None
+        self._tmp: tempfile.TemporaryDirectory | None = None
         if self._tflite:
             from .runtime import LiteRTModel
 
@@ -81,6 +97,9 @@ class Deblurrer:
         for m in self._lite.values():
             m.close()
         self._lite.clear()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
 
     def __enter__(self) -> "Deblurrer":
         return self
@@ -93,18 +112,18 @@ class Deblurrer:
             return self._lite[size]
         if self._tflite:
             raise NafnetLitertError(f"{Path(self.opts.model).name} takes {self.opts.tile}px tiles, not {size}")
-        from .export import EXPORT_RECIPE, export
+        from .export import export
         from .runtime import LiteRTModel
 
         tag = (self.ckpt.sha256 or "")[:16]
-        # the recipe tag keeps a graph exported by an older release (other ops, other scales) from being reused
-        name = f"{tag or 'model'}_{size[0]}x{size[1]}_{self.opts.precision}{'_tlc' if tlc else ''}_{EXPORT_RECIPE}.tflite"
-        path = cache_dir() / name
-        if not tag or not path.is_file():
-            if not tag:
-                import tempfile
-
-                path = Path(tempfile.mkdtemp(prefix="nafnet-litert-")) / name
+        name = f"{tag or 'model'}_{size[0]}x{size[1]}_{self.opts.precision}{'_tlc' if tlc else ''}_{export_key()}.tflite"
+        if tag:
+            path = cache_dir() / name
+        else:  # an in-memory checkpoint (random:, stress:) has no identity to cache by: a folder of our own
+            if self._tmp is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix="nafnet-litert-")
+            path = Path(self._tmp.name) / name
+        if not path.is_file():
             kw = {"tlc": True} if tlc else {}
             export(self.ckpt, path, size, self.opts.precision, **kw)
         m = LiteRTModel(path, "gpu" if self.opts.gpu else "cpu", self.opts.threads)
