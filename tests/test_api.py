@@ -7,6 +7,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+import pytest
+
 import nafnet_litert as nl
 from nafnet_litert.checkpoint import Checkpoint
 
@@ -26,22 +28,32 @@ def test_package_and_litert_runtime_import_without_torch():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-def test_load_export_audit_round_trip(tmp_path):
-    ck = nl.load("random:GoPro-width32@5")
-    assert isinstance(ck, Checkpoint) and ck.config.width == 32
-    from .conftest import SMALL
+@pytest.fixture(scope="module")
+def small_export(tmp_path_factory):
+    """A small checkpoint file and its 64x64 fp32 export through ``nl.export`` (from the file's path), once."""
     from nafnet_litert.checkpoint import random_checkpoint, save_safetensors
 
-    small = tmp_path / "small.safetensors"
-    save_safetensors(random_checkpoint(SMALL, seed=3, scale=0.3).state_dict, small)
-    res = nl.export(str(small), tmp_path / "m.tflite", size=64, precision="fp32")
-    report = nl.audit(res.model_path, str(small), [skimage_photo("coffee.png")])
+    from .conftest import SMALL
+
+    d = tmp_path_factory.mktemp("api")
+    ck = random_checkpoint(SMALL, seed=3, scale=0.3)
+    small = d / "small.safetensors"
+    save_safetensors(ck.state_dict, small)
+    res = nl.export(str(small), d / "m.tflite", size=64, precision="fp32")
+    return ck, small, res.model_path
+
+
+def test_load_export_audit_round_trip(small_export):
+    ck = nl.load("random:GoPro-width32@5")
+    assert isinstance(ck, Checkpoint) and ck.config.width == 32
+    _, small, model = small_export
+    report = nl.audit(model, str(small), [skimage_photo("coffee.png")])
     assert report.passed, report.format_text()
     m = report.checks["parity_cpu"].data["images"][0]["vs_reference"]
     assert m["corr"] >= 0.999999 and m["max_abs"] <= 1e-4
 
 
-def test_torch_restorer_and_deblurrer_leave_process_state_alone(tmp_path):
+def test_torch_restorer_and_deblurrer_leave_process_state_alone(small_export):
     """PyTorch's thread count is process-wide: a restorer uses its own only while it runs; the options a caller
     hands to Deblurrer are not changed (a .tflite model used to overwrite its tile and overlap)."""
     import dataclasses
@@ -49,13 +61,10 @@ def test_torch_restorer_and_deblurrer_leave_process_state_alone(tmp_path):
     import numpy as np
     import torch
 
-    from nafnet_litert.checkpoint import random_checkpoint
     from nafnet_litert.deblur import Deblurrer, DeblurOptions
     from nafnet_litert.runtime import TorchRestorer
 
-    from .conftest import SMALL
-
-    ck = random_checkpoint(SMALL, seed=3, scale=0.3)
+    ck, _, model = small_export
     before = torch.get_num_threads()
     target = 1 if before != 1 else 2
     seen = []
@@ -65,8 +74,6 @@ def test_torch_restorer_and_deblurrer_leave_process_state_alone(tmp_path):
     out = restorer(np.random.default_rng(0).random((32, 48, 3), dtype=np.float32))
     assert out.shape == (32, 48, 3) and seen == [target] and torch.get_num_threads() == before
 
-    model = tmp_path / "m.tflite"
-    nl.export(ck, model, size=64, precision="fp32")
     opts = DeblurOptions(model=str(model), tile=256, overlap=48)
     snapshot = dataclasses.asdict(opts)
     deb = Deblurrer(opts)
@@ -83,20 +90,15 @@ def test_bench_bad_threads_is_one_line(tmp_path):
         assert r.returncode == 2 and len(lines) == 1 and msg in lines[0] and "Traceback" not in r.stderr, r.stderr
 
 
-def test_litert_model_and_deblurrer_are_context_managers(tmp_path):
+def test_litert_model_and_deblurrer_are_context_managers(small_export):
     import numpy as np
-    import pytest
 
-    from nafnet_litert.checkpoint import random_checkpoint
     from nafnet_litert.deblur import Deblurrer, DeblurOptions
     from nafnet_litert.errors import NafnetLitertError
     from nafnet_litert.runtime import LiteRTModel
 
-    from .conftest import SMALL
-
-    model = tmp_path / "m.tflite"
-    nl.export(random_checkpoint(SMALL, seed=3, scale=0.3), model, size=32, precision="fp32")
-    x = np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)
+    model = small_export[2]
+    x = np.random.default_rng(0).random((1, 3, 64, 64), dtype=np.float32)
     with LiteRTModel(model) as m:
         y = m.run(x)
     with pytest.raises(ValueError, match="closed"):

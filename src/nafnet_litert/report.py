@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 
 
-def straight_comparison(model_path, reference, image: str | Path, threads: int = 2) -> dict | None:
+def straight_comparison(model_path, reference, report, threads: int = 2) -> dict | None:
     """Export a straight litert-torch conversion of ``reference`` like ``model_path`` (same size, precision and
-    layout, no rewrite), run it on the GPU accelerator in fp16, and return its output beside ours for the report.
-    None when the model has no sidecar saying how it was exported."""
-    from .audit import _run_backend, load_inputs, parity_metrics, reference_outputs
+    layout, no rewrite), run it on the GPU accelerator in fp16 on the audit's first photo, and return its output
+    beside ours for the report (``report``: the :class:`~nafnet_litert.audit.AuditReport`, whose input and
+    reference output are reused). None when the model has no sidecar saying how it was exported."""
+    from .audit import _run_backend, parity_metrics
     from .export import export
     from .fp16 import export_options
     from .runtime.litert import read_sidecar
@@ -30,16 +31,15 @@ def straight_comparison(model_path, reference, image: str | Path, threads: int =
     opts = export_options(read_sidecar(model_path) or {})
     if opts is None:
         return None
-    x = load_inputs(model_path, [image])
-    ref = reference_outputs(reference, x)[0]
+    x, ref = report.first_outputs["input"], report.first_outputs["reference"]
     with tempfile.TemporaryDirectory(prefix="nafnet-litert-straight-") as tmp:
         path = Path(tmp) / "straight.tflite"
         export(reference, path, size=opts["size"], precision=opts["precision"], layout=opts["layout"], straight=True)
-        run = _run_backend(path, x, "gpu", threads, "fp16")
+        run = _run_backend(path, [x], "gpu", threads, "fp16")
     if run.error:
         return {"error": run.error}
     out = run.outputs[0]
-    return {"output": out, "metrics": parity_metrics(out, ref, x[0]), "fully_accelerated": run.fully_accelerated}
+    return {"output": out, "metrics": parity_metrics(out, ref, x), "fully_accelerated": run.fully_accelerated}
 
 
 # ---------------------------------------------------------------------------------------------- HTML

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(report.format_text())
     if args.report:
-        straight = straight_comparison(args.model, ref, args.image[0], args.threads) if args.gpu and ref else None
+        straight = straight_comparison(args.model, ref, report, args.threads) if args.gpu and ref else None
         write_html(args.report, render_html(report, read_sidecar(args.model), straight))
         if not args.json:
             print(f"report        {args.report}")

@@ -104,17 +104,23 @@ def channel_std(t: torch.Tensor) -> torch.Tensor:
     return (t - t.mean(1, keepdim=True)).pow(2).mean(1).sqrt().max()
 
 
-def default_photo(size: int = 256) -> torch.Tensor:
-    """Centre ``size`` crop of scikit-image's chelsea.png (a real photo shipped in its wheel), NCHW in [0, 1]."""
+def photo_crop(name: str, size: int = 256, multiple: int = 1) -> torch.Tensor:
+    """Centre square crop (``size``, at most the photo's short side, rounded down to ``multiple``) of a real photo
+    shipped in scikit-image's wheel, RGB NCHW float32 in [0, 1]."""
     import skimage
     from PIL import Image
 
-    img = np.asarray(Image.open(Path(skimage.__file__).parent / "data" / "chelsea.png").convert("RGB"), np.float32)
+    img = np.asarray(Image.open(Path(skimage.__file__).parent / "data" / name).convert("RGB"), np.float32)
     h, w = img.shape[:2]
-    s = min(size, h, w)
+    s = min(size, h, w) // multiple * multiple
     y, x = (h - s) // 2, (w - s) // 2
     crop = img[y : y + s, x : x + s] / 255.0
     return torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)[None]))
+
+
+def default_photo(size: int = 256) -> torch.Tensor:
+    """Centre ``size`` crop of scikit-image's chelsea.png (:func:`photo_crop`)."""
+    return photo_crop("chelsea.png", size)
 
 
 def level_deviations(model: NAFNet, x: torch.Tensor) -> list[float]:
@@ -148,5 +154,5 @@ def stressed_twin(
 
 __all__ = [
     "TRAINED_BOTTLENECK", "bottleneck_magnitude", "channel_std", "default_photo", "level_deviations",
-    "level_magnitudes", "per_level_max", "stream_twin", "stressed_twin",
+    "level_magnitudes", "per_level_max", "photo_crop", "stream_twin", "stressed_twin",
 ]  # fmt: skip

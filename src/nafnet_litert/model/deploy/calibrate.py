@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import torch
 
 from ..reference import NAFNet
-from ..stress import per_level_max
+from ..stress import per_level_max, photo_crop
 
 #: max |d| / S_l allowed on the calibration photos.
 TARGET = 64.0
@@ -35,21 +35,8 @@ CALIBRATION_PHOTOS = ("chelsea.png", "astronaut.png", "coffee.png")
 
 def calibration_photos(channels: int = 3, size: int = 256) -> list[torch.Tensor]:
     """Centre ``size`` crops of :data:`CALIBRATION_PHOTOS`, NCHW float32 in [0, 1] (gray: the channel mean)."""
-    from pathlib import Path
-
-    import numpy as np
-    import skimage
-    from PIL import Image
-
-    out = []
-    for name in CALIBRATION_PHOTOS:
-        img = np.asarray(Image.open(Path(skimage.__file__).parent / "data" / name).convert("RGB"), np.float32) / 255
-        h, w = img.shape[:2]
-        s = min(size, h, w) // 16 * 16
-        y, x = (h - s) // 2, (w - s) // 2
-        t = torch.from_numpy(np.ascontiguousarray(img[y : y + s, x : x + s].transpose(2, 0, 1)[None]))
-        out.append(t.mean(1, keepdim=True) if channels == 1 else t)
-    return out
+    crops = [photo_crop(name, size, multiple=16) for name in CALIBRATION_PHOTOS]
+    return [t.mean(1, keepdim=True) for t in crops] if channels == 1 else crops
 
 
 def level_deviation_peaks(model: NAFNet, photos: Sequence[torch.Tensor]) -> list[float]:
