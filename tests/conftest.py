@@ -17,6 +17,18 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SMALL = NAFNetConfig(width=8, enc_blocks=(1, 1, 1, 2), middle_blocks=1, dec_blocks=(1, 1, 1, 1))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _model_cache(tmp_path_factory):
+    """Models that restorers export go to a folder of this session, never the user's ~/.cache."""
+    old = os.environ.get("NAFNET_LITERT_CACHE")
+    os.environ["NAFNET_LITERT_CACHE"] = str(tmp_path_factory.mktemp("model-cache"))
+    yield
+    if old is None:
+        os.environ.pop("NAFNET_LITERT_CACHE", None)
+    else:
+        os.environ["NAFNET_LITERT_CACHE"] = old
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     random.seed(0)
@@ -35,7 +47,7 @@ def skimage_photo(name: str) -> Path:
 
 
 def photo_array(name: str, size: tuple[int, int] | None = None, offset: tuple[int, int] = (0, 0)) -> np.ndarray:
-    from nafnet_litert.images import load_image
+    from nafnet_litert.io.image import load_image
 
     img = load_image(skimage_photo(name))
     if size:

@@ -53,32 +53,26 @@ def test_load_export_audit_round_trip(small_export):
     assert m["corr"] >= 0.999999 and m["max_abs"] <= 1e-4
 
 
-def test_torch_restorer_and_deblurrer_leave_process_state_alone(small_export):
-    """PyTorch's thread count is process-wide: a restorer uses its own only while it runs; the options a caller
-    hands to Deblurrer are not changed (a .tflite model used to overwrite its tile and overlap)."""
-    import dataclasses
-
+def test_restorer_leaves_process_state_alone(small_export):
+    """PyTorch's thread count is process-wide: a restorer uses its own only while it runs and puts the caller's back;
+    a .tflite restorer takes its tile size from the file without touching anything the caller passed."""
     import numpy as np
     import torch
-
-    from nafnet_litert.deblur import Deblurrer, DeblurOptions
-    from nafnet_litert.runtime import TorchRestorer
 
     ck, _, model = small_export
     before = torch.get_num_threads()
     target = 1 if before != 1 else 2
     seen = []
-    restorer = TorchRestorer(ck, threads=target)
-    net = restorer.net
-    restorer.net = lambda x: (seen.append(torch.get_num_threads()), net(x))[1]
-    out = restorer(np.random.default_rng(0).random((32, 48, 3), dtype=np.float32))
+    with nl.Restorer(ck, backend="torch", full_frame=True, tlc=False, threads=target) as restorer:
+        net = restorer._torch_net()
+        restorer._torch = lambda x: (seen.append(torch.get_num_threads()), net(x))[1]
+        out = restorer(np.random.default_rng(0).random((32, 48, 3), dtype=np.float32))
     assert out.shape == (32, 48, 3) and seen == [target] and torch.get_num_threads() == before
 
-    opts = DeblurOptions(model=str(model), tile=256, overlap=48)
-    snapshot = dataclasses.asdict(opts)
-    deb = Deblurrer(opts)
-    assert dataclasses.asdict(opts) == snapshot
-    assert deb.opts.tile == 64 and deb.opts.overlap == 32
+    options = {"tile": 256, "overlap": 48}
+    with nl.Restorer(str(model), **options) as restorer:
+        assert restorer.options.tile == 64 and restorer.options.overlap == 32
+    assert options == {"tile": 256, "overlap": 48}
 
 
 def test_bench_bad_threads_is_one_line(tmp_path):
@@ -90,10 +84,9 @@ def test_bench_bad_threads_is_one_line(tmp_path):
         assert r.returncode == 2 and len(lines) == 1 and msg in lines[0] and "Traceback" not in r.stderr, r.stderr
 
 
-def test_litert_model_and_deblurrer_are_context_managers(small_export):
+def test_litert_model_and_restorer_are_context_managers(small_export):
     import numpy as np
 
-    from nafnet_litert.deblur import Deblurrer, DeblurOptions
     from nafnet_litert.errors import NafnetLitertError
     from nafnet_litert.runtime import LiteRTModel
 
@@ -103,19 +96,39 @@ def test_litert_model_and_deblurrer_are_context_managers(small_export):
         y = m.run(x)
     with pytest.raises(ValueError, match="closed"):
         m.run(x)
-    with Deblurrer(DeblurOptions(model=str(model))) as deb:
-        out = deb.restore(np.ascontiguousarray(x[0].transpose(1, 2, 0)))
+    with nl.Restorer(str(model)) as restorer:
+        out = restorer(np.ascontiguousarray(x[0].transpose(1, 2, 0)))
     assert np.abs(out - y[0].transpose(1, 2, 0)).max() <= 1e-6  # one tile: the model itself
-    assert deb._lite == {}
+    assert restorer._lite == {}
     with pytest.raises(NafnetLitertError, match="torch backend needs the checkpoint"):
-        Deblurrer(DeblurOptions(model=str(model), backend="torch"))
+        nl.Restorer(str(model), backend="torch")
 
 
-def test_deblur_export_cache_is_keyed_by_versions_and_temp_models_are_cleaned(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"tile": 100}, "multiple of 16"),
+        ({"tile": 64, "overlap": 64}, "overlap must be"),
+        ({"backend": "onnx"}, "unknown backend"),
+        ({"precision": "int4"}, "unknown precision"),
+        ({"threads": 0}, "threads must be"),
+        ({"backend": "torch", "gpu": True}, "litert backend"),
+    ],
+)
+def test_restorer_options_are_validated(options, message):
+    from nafnet_litert.errors import NafnetLitertError
+
+    with pytest.raises(NafnetLitertError, match=message):
+        nl.RestoreOptions(**options)
+    with pytest.raises(TypeError, match="unknown Restorer option"):
+        nl.Restorer("default", tiles=3)
+
+
+def test_restorer_export_cache_is_keyed_by_versions_and_temp_models_are_cleaned(tmp_path, monkeypatch):
     import numpy as np
 
     from nafnet_litert.checkpoint import random_checkpoint, save_safetensors
-    from nafnet_litert.deblur import Deblurrer, DeblurOptions, export_key
+    from nafnet_litert.restore import export_key
 
     from .conftest import SMALL
 
@@ -124,26 +137,26 @@ def test_deblur_export_cache_is_keyed_by_versions_and_temp_models_are_cleaned(tm
     ckpt = tmp_path / "small.safetensors"
     save_safetensors(random_checkpoint(SMALL, seed=3, scale=0.3).state_dict, ckpt)
     img = np.random.default_rng(1).random((32, 32, 3), dtype=np.float32)
-    opts = DeblurOptions(model=str(ckpt), tile=32, overlap=8, precision="fp32")
-    with Deblurrer(opts) as deb:
-        first = deb.restore(img)
+    opts = dict(tile=32, overlap=8, precision="fp32")
+    with nl.Restorer(str(ckpt), **opts) as restorer:
+        first = restorer(img)
     [cached] = cache.glob("*.tflite")
     assert export_key() in cached.name
-    with Deblurrer(opts) as deb:  # same versions: the cached model is reused
-        assert np.array_equal(deb.restore(img), first)
+    with nl.Restorer(str(ckpt), **opts) as restorer:  # same versions: the cached model is reused
+        assert np.array_equal(restorer(img), first)
     assert list(cache.glob("*.tflite")) == [cached]
     # an upgrade of litert-torch (or of this package) changes the key: a new export, never the old graph
     exp = sys.modules["nafnet_litert.export"]
     real = exp.library_versions
     monkeypatch.setattr(exp, "library_versions", lambda: {**real(), "litert-torch": "9.9.9"})
-    with Deblurrer(opts) as deb:
-        deb.restore(img)
+    with nl.Restorer(str(ckpt), **opts) as restorer:
+        restorer(img)
     assert len(list(cache.glob("*.tflite"))) == 2
     # a checkpoint without a file (random:, stress:) exports into a folder of its own, removed on close
-    deb = Deblurrer(opts)
-    deb.ckpt.sha256 = None
-    deb.restore(img)
-    folder = Path(deb._tmp.name)
+    restorer = nl.Restorer(str(ckpt), **opts)
+    restorer.ckpt.sha256 = None
+    restorer(img)
+    folder = Path(restorer._tmp.name)
     assert any(folder.glob("*.tflite"))
-    deb.close()
+    restorer.close()
     assert not folder.exists()

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from nafnet_litert.checkpoint import random_checkpoint
-from nafnet_litert.images import to_nchw
+from nafnet_litert.io.image import to_nchw
 from nafnet_litert.model import PRESETS
 from nafnet_litert.model.deploy import InterleaveUpsample, ScaledLayerNorm2d, SeparableGlobalMean, to_deploy
 from nafnet_litert.model.reference import LayerNorm2d, Upsample

@@ -11,8 +11,8 @@ import torch
 from PIL import Image, ImageOps
 
 from nafnet_litert.checkpoint import save_safetensors
-from nafnet_litert.media import read_photo, write_photo
-from nafnet_litert.runtime.tiling import positions, tiled_restore
+from nafnet_litert.io.image import read_photo, write_photo
+from nafnet_litert.restore.tiling import positions, tiled_restore
 
 from .conftest import photo_array
 
@@ -44,7 +44,7 @@ def test_exif_orientation_matches_pillow(tmp_path, orientation):
 def test_16bit_rgb_round_trip_is_lossless(tmp_path, suffix):
     rng = np.random.default_rng(0)
     a = rng.integers(0, 65536, (33, 47, 3), dtype=np.uint16)
-    from nafnet_litert.media import Photo
+    from nafnet_litert.io.image import Photo
 
     p = tmp_path / f"x{suffix}"
     write_photo(Photo(a), p)
@@ -53,18 +53,18 @@ def test_16bit_rgb_round_trip_is_lossless(tmp_path, suffix):
 
 
 def test_alpha_gray_icc_exif_survive_a_deblur(tmp_path, small_checkpoint):
-    from nafnet_litert.deblur import DeblurOptions, Deblurrer
+    from nafnet_litert.restore import Restorer
 
     ckpt = tmp_path / "m.safetensors"
     save_safetensors(small_checkpoint.state_dict, ckpt)
-    deb = Deblurrer(DeblurOptions(model=str(ckpt), backend="torch", tile=64, overlap=16))
+    deb = Restorer(str(ckpt), backend="torch", tile=64, overlap=16)
     rgba = np.concatenate([_u8("chelsea.png", (70, 90)), np.linspace(0, 255, 70 * 90).reshape(70, 90, 1).astype(np.uint8)], 2)
     icc = ImageOps.__name__.encode() * 10  # any bytes: Pillow stores the profile verbatim in PNG
     exif = Image.Exif()
     exif[0x010F] = "TestCam"
     p = tmp_path / "a.png"
     Image.fromarray(rgba).save(p, icc_profile=icc, exif=exif.tobytes())
-    out = deb.deblur_photo(read_photo(p))
+    out = deb.restore_photo(read_photo(p))
     q = tmp_path / "b.png"
     write_photo(out, q)
     back = Image.open(q)
@@ -73,7 +73,7 @@ def test_alpha_gray_icc_exif_survive_a_deblur(tmp_path, small_checkpoint):
     assert np.array_equal(np.asarray(back)[:, :, 3], rgba[:, :, 3])  # alpha untouched
     gray = tmp_path / "g.png"
     Image.fromarray(_u8("coffee.png", (50, 60))[:, :, 0]).save(gray)
-    g = deb.deblur_photo(read_photo(gray))
+    g = deb.restore_photo(read_photo(gray))
     assert g.gray and g.color.shape == (50, 60, 1) and g.color.dtype == np.uint8
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nafnet_litert.checkpoint import random_checkpoint
-from nafnet_litert.images import to_nchw
+from nafnet_litert.io.image import to_nchw
 from nafnet_litert.model import PRESETS, NAFNet, NAFNetConfig
 
 from .conftest import SMALL, photo_array

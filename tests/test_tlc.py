@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from nafnet_litert.audit import static_audit
 from nafnet_litert.checkpoint import random_checkpoint
-from nafnet_litert.images import to_nchw
+from nafnet_litert.io.image import to_nchw
 from nafnet_litert.model import PRESETS
 from nafnet_litert.model.deploy import SeparableGlobalMean, to_deploy
 from nafnet_litert.model.deploy.tlc_pool import TLCBoxMean, to_tlc_deploy

@@ -4,7 +4,12 @@ The public surface, in one screen::
 
     import nafnet_litert as nl
 
-    ck = nl.load("default")            # a .pth/.safetensors path, "default", "random:GoPro-width32", "stress:..."
+    nl.deblur("photo.jpg", "sharp.jpg")       # a photo, folder or video; 16-bit, gray, alpha, EXIF/ICC kept
+
+    with nl.Restorer("default") as restore:   # LiteRT, 256 px tiles; full_frame=True, backend="torch", gpu=True, ...
+        sharp = restore(blurry)                # numpy (uint8/uint16/float, gray/RGB/RGBA) or PIL: same type back
+
+    ck = nl.load("default")                    # a .pth/.safetensors path, "default", "random:GoPro-width32", "stress:..."
     res = nl.export(ck, "model.tflite", size=256, precision="fp16")
     report = nl.audit("model.tflite", ck, ["photo.png"], gpu=True, fp16=True)
     print(report.format_text()); assert report.passed
@@ -48,6 +53,27 @@ def _audit(model, reference=None, images=None, **options):
     return audit(model, load(reference) if isinstance(reference, str) else reference, images, **options)
 
 
+def deblur(src, dst, *, model="default", **options):
+    """Deblur a photo, a folder of photos (mirrored tree) or a video into ``dst`` at full resolution
+    (:func:`nafnet_litert.restore.batch.deblur`: ``compare``, ``skip_existing``, ``progress`` and every
+    :class:`Restorer` option). Returns the run's statistics (images, tiles, seconds)."""
+    from .restore.batch import deblur as _deblur
+
+    return _deblur(src, dst, model=model, **options)
+
+
+def __getattr__(name: str):
+    if name in ("Restorer", "RestoreOptions"):
+        from .restore import restorer
+
+        return getattr(restorer, name)
+    if name in ("read_image", "write_image", "load_image", "save_image", "Photo"):
+        from .io import image
+
+        return getattr(image, {"read_image": "read_photo", "write_image": "write_photo"}.get(name, name))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 class _Package(_types.ModuleType):
     """``nl.export`` and ``nl.audit`` share their names with the submodules that implement them. Importing a
     submodule binds it as an attribute of the package, which would shadow the function; these properties keep the
@@ -61,4 +87,17 @@ _export.__name__ = _export.__qualname__ = "export"
 _audit.__name__ = _audit.__qualname__ = "audit"
 _sys.modules[__name__].__class__ = _Package
 
-__all__ = ["__version__", "audit", "export", "load"]
+__all__ = [
+    "__version__",
+    "Photo",
+    "RestoreOptions",
+    "Restorer",
+    "audit",
+    "deblur",
+    "export",
+    "load",
+    "load_image",
+    "read_image",
+    "save_image",
+    "write_image",
+]

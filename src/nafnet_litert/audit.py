@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .graph_audit import MAX_GPU_RANK, Check, StaticAudit, static_audit
+from .metrics import psnr
 from .tflite_graph import read_graph
 
 
@@ -64,7 +65,7 @@ def parity_metrics(out: np.ndarray, ref: np.ndarray, inp: np.ndarray | None = No
     m = {
         "corr": _corr(a, b),
         "max_abs": float(np.max(np.abs(a - b))),
-        "psnr": _psnr(a, b),
+        "psnr": psnr(a, b),
         "finite": True,
     }
     if inp is not None:
@@ -77,11 +78,6 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
     if a.std() > 0 and b.std() > 0:
         return float(np.corrcoef(a, b)[0, 1])
     return float(np.array_equal(a, b))
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a - b) ** 2))
-    return float("inf") if mse == 0 else float(10 * np.log10(1.0 / mse))
 
 
 def parity_passes(metrics: dict[str, float], precision: str) -> bool:
@@ -139,7 +135,7 @@ def _run_backend(model_path, inputs: list[np.ndarray], accelerator: str, threads
 
 def load_inputs(model_path, images: list[str | Path]) -> list[np.ndarray]:
     """Each photo fitted to the model's input size (centre crop, or reflect-padded when smaller), NCHW float32."""
-    from .images import fit_to_size, load_image, to_nchw
+    from .io.image import fit_to_size, load_image, to_nchw
     from .runtime.litert import infer_io, read_sidecar
 
     g = read_graph(model_path)

@@ -110,11 +110,11 @@ def _work(job: dict) -> dict:
         m = LiteRTModel(job["path"], "cpu", n)
         ms = _median_ms(lambda: m.run(x), runs)
     elif kind == "frame-tiled":
-        from .deblur import DeblurOptions, Deblurrer
+        from .restore import Restorer
 
-        deb = Deblurrer(DeblurOptions(model=job["path"], threads=n))
-        img = x[0].transpose(1, 2, 0)
-        ms = _median_ms(lambda: deb.restore(img), runs, warmup=1)
+        with Restorer(job["path"], threads=n) as restorer:
+            img = x[0].transpose(1, 2, 0)
+            ms = _median_ms(lambda: restorer.restore(img), runs, warmup=1)
     elif kind == "frame-tlc":
         from .runtime import LiteRTModel
 

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .checkpoint import Checkpoint, sha256_file
-from .fileutil import atomic_write_bytes
+from .io.files import atomic_write_bytes
 from .errors import ExportError
 from .model.deploy import DEFAULT_POOL_SCALE, to_deploy
 

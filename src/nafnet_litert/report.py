@@ -199,6 +199,6 @@ def render_html(report, sidecar: dict | None = None, straight: dict | None = Non
 
 
 def write_html(path: str | Path, text: str) -> None:
-    from .fileutil import atomic_write_text
+    from .io.files import atomic_write_text
 
     atomic_write_text(path, text)

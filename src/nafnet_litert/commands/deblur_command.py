@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..deblur import DEFAULT_OVERLAP, DEFAULT_TILE
+from .common import add_restore_arguments
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,13 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", help="photo, folder or video")
     p.add_argument("-o", "--output", required=True, help="output file or folder")
     p.add_argument("--model", default="default", help="default, a checkpoint, random:PRESET, or a .tflite")
-    p.add_argument("--backend", choices=("litert", "torch"), default="litert")
-    p.add_argument("--gpu", action="store_true", help="LiteRT GPU accelerator")
-    p.add_argument("--tile", type=int, default=DEFAULT_TILE, help="tile size (multiple of 16)")
-    p.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="tile overlap in pixels")
-    p.add_argument("--full-frame", action="store_true", help="no tiles: whole image at once, with TLC")
-    p.add_argument("--precision", choices=("fp16", "fp32"), default="fp16")
-    p.add_argument("--threads", type=int, default=2)
+    add_restore_arguments(p)
     p.add_argument("--compare", action="store_true", help="also write NAME_compare (before | after)")
     p.add_argument("--skip-existing", action="store_true", help="skip inputs whose output exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -34,21 +28,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..deblur import DeblurOptions, Deblurrer, plan_jobs, run_jobs
-    from ..errors import NafnetLitertError
+    from ..restore import Restorer, plan_jobs, run_jobs
+    from .common import restore_options
 
-    if args.tile % 16:
-        raise NafnetLitertError(f"--tile must be a multiple of 16, got {args.tile}")
     jobs = plan_jobs(Path(args.input), Path(args.output), args.compare, args.skip_existing)
     if not jobs:
         print("nothing to do: every output exists (--skip-existing)")
         return 0
-    opts = DeblurOptions(
-        model=args.model, backend=args.backend, gpu=args.gpu, tile=args.tile, overlap=args.overlap,
-        full_frame=args.full_frame, precision=args.precision, threads=args.threads,
-    )  # fmt: skip
-    with Deblurrer(opts) as deb:
-        stats = run_jobs(deb, jobs, progress=not args.quiet)
+    with Restorer(args.model, **restore_options(args)) as restorer:
+        stats = run_jobs(restorer, jobs, progress=not args.quiet)
     rate = stats.images / stats.seconds if stats.seconds else 0.0
     print(f"deblurred {stats.images} file(s) in {stats.seconds:.1f} s ({rate:.2f} images/s) -> {args.output}")
     return 0

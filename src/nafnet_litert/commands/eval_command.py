@@ -6,6 +6,8 @@ import argparse
 import re
 from pathlib import Path
 
+from .common import add_restore_arguments
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -18,11 +20,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", required=True, help="folder in GoPro layout")
     p.add_argument("--model", default="default", help="default, a checkpoint, random:PRESET, or a .tflite")
-    p.add_argument("--backend", choices=("torch", "litert"), default="torch", help="for checkpoints")
-    p.add_argument("--precision", choices=("fp16", "fp32"), default="fp16", help="LiteRT weight precision")
-    p.add_argument("--threads", type=int, default=2)
+    add_restore_arguments(p)
     p.add_argument("-o", "--out", default=".", help="folder for the JSON/CSV/markdown results")
     p.add_argument("--name", help="file stem of the results (default: from model and backend)")
+    p.add_argument("--save", metavar="DIR", help="also write each restored image (PNG, the input's bit depth) here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -30,14 +31,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import NafnetLitertError
     from ..eval import evaluate, find_pairs
-    from ..runtime import make_restorer
+    from ..restore import Restorer
+    from .common import restore_options
 
     pairs = find_pairs(args.data)
     out = Path(args.out)
     if not out.is_dir():
         raise NafnetLitertError(f"output folder does not exist: {out}")
-    restore = make_restorer(args.model, args.backend, args.precision, args.threads)
-    result = evaluate(restore, pairs, progress=not args.quiet)
+    save = Path(args.save) if args.save else None
+    if save is not None and not save.is_dir():
+        raise NafnetLitertError(f"--save folder does not exist: {save}")
+    with Restorer(args.model, **restore_options(args)) as restore:
+        result = evaluate(restore, pairs, progress=not args.quiet, save=save)
     backend = "litert" if str(args.model).endswith(".tflite") else args.backend
     stem = args.name
     if not stem:  # from the model and backend (and the weight precision of an export made here)

@@ -2,7 +2,7 @@
 
 from .dataset import DatasetError, Pair, find_pairs
 from .evaluate import EvalError, EvalResult, evaluate
-from .metrics import psnr, ssim_basicsr3d, ssim_standard, to_uint8
+from ..metrics import psnr, ssim_basicsr3d, ssim_standard, to_uint8
 
 __all__ = [
     "DatasetError",

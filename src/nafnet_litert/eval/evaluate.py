@@ -21,10 +21,10 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..errors import NafnetLitertError
-from ..images import load_image
-from ..fileutil import atomic_write_text
+from ..io.files import atomic_write_text
+from ..io.image import read_photo, write_photo
 from .dataset import DatasetError, Pair
-from .metrics import psnr, ssim_basicsr3d, ssim_standard, to_uint8
+from ..metrics import psnr, ssim_basicsr3d, ssim_standard, to_uint8
 
 Restore = Callable[[np.ndarray], np.ndarray]
 
@@ -160,17 +160,22 @@ def _scores(out_u8: np.ndarray, sharp_u8: np.ndarray) -> tuple[float, float, flo
     return psnr(out_u8, sharp_u8), ssim_basicsr3d(out_u8, sharp_u8), ssim_standard(out_u8, sharp_u8)
 
 
-def evaluate(restore: Restore, pairs: Iterable[Pair], progress: bool = True) -> EvalResult:
-    """Score ``restore`` (float32 H x W x 3 in [0, 1] -> float32 H x W x 3, unclamped allowed) on
-    ``pairs`` (from :func:`.dataset.find_pairs`).  The progress bar goes to stderr."""
+def evaluate(
+    restore: Restore, pairs: Iterable[Pair], progress: bool = True, save: Path | None = None
+) -> EvalResult:
+    """Score ``restore`` (float32 H x W x 3 in [0, 1] -> float32 H x W x 3, unclamped allowed; a
+    :class:`~nafnet_litert.restore.Restorer`) on ``pairs`` (from :func:`.dataset.find_pairs`).  Images are read
+    by the package's one reader (16 bits kept; metrics then use 8 bits, as BasicSR did).  ``save``: a folder to
+    write each restored image to as ``NAME.png`` (its relative path, ``/`` -> ``__``) at the input's bit depth.
+    The progress bar goes to stderr."""
     from tqdm import tqdm
 
     pairs = list(pairs)
     rows: list[dict[str, Any]] = []
     bar = tqdm(pairs, desc="eval", unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True)
     for pair in bar:
-        blur = load_image(pair.blur_path)
-        sharp = load_image(pair.sharp_path)
+        blur_photo = read_photo(pair.blur_path)
+        blur, sharp = blur_photo.rgb_float(), read_photo(pair.sharp_path).rgb_float()
         if blur.shape != sharp.shape:
             raise DatasetError(f"{pair.name}: blurred {blur.shape[:2]} and sharp {sharp.shape[:2]} sizes differ")
         blur_u8, sharp_u8 = to_uint8(blur), to_uint8(sharp)
@@ -183,6 +188,9 @@ def evaluate(restore: Restore, pairs: Iterable[Pair], progress: bool = True) -> 
             raise EvalError(f"{pair.name}: restore returned shape {out.shape}, expected {sharp.shape}")
         if not np.issubdtype(out.dtype, np.floating):
             raise EvalError(f"{pair.name}: restore returned dtype {out.dtype}, expected float in [0, 1]")
+        if save is not None:
+            stem = Path(pair.name.replace("/", "__")).with_suffix("").name
+            write_photo(blur_photo.with_color(out), Path(save) / f"{stem}.png")
 
         b_psnr, b_ssim3d, b_ssim = _scores(blur_u8, sharp_u8)
         m_psnr, m_ssim3d, m_ssim = _scores(to_uint8(out), sharp_u8)

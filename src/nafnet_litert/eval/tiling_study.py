@@ -6,7 +6,8 @@ For each overlap, on every blur/sharp pair: PSNR of the tiled output vs the shar
 output of the same network (how far tiling moves the result), and a seam metric: the mean absolute difference
 between neighbouring pixels across tile borders divided by the same across all other pixel boundaries (1.0 = a
 border looks like anywhere else; the whole-image output's value on the same lines is printed for reference).
-Tiles run through the PyTorch reference (LiteRT computes the same to ~1e-5, see the audit).
+Everything runs through the package's one Restorer with the PyTorch backend (LiteRT computes the same to ~1e-5,
+see the audit).
 """
 
 from __future__ import annotations
@@ -34,37 +35,30 @@ def seam_ratio(img: np.ndarray, ys: list[int], xs: list[int], tile: int) -> floa
 
 
 def study(data: str, model: str = "default", tile: int = 256, overlaps=(0, 16, 32, 64, 96), threads: int = 2):
-    import torch
-
     from ..checkpoint import resolve_checkpoint
-    from ..images import from_nchw, load_image, to_nchw
-    from ..runtime.tiling import positions, tiled_restore
+    from ..io.image import load_image
+    from ..metrics import psnr, to_uint8
+    from ..restore import Restorer
+    from ..restore.tiling import positions
     from .dataset import find_pairs
-    from .metrics import psnr, to_uint8
 
-    torch.set_num_threads(threads)
-    net = resolve_checkpoint(model).build_reference()
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return net(torch.from_numpy(batch)).numpy()
-
+    ckpt = resolve_checkpoint(model)
     rows = []
-    pairs = find_pairs(data)
     cache = []
-    for p in pairs:
-        blur, sharp = load_image(p.blur_path), load_image(p.sharp_path)
-        whole = from_nchw(run(to_nchw(blur)))
-        cache.append((p.name, blur, to_uint8(sharp), whole))
+    with Restorer(ckpt, backend="torch", full_frame=True, tlc=False, threads=threads) as whole_net:
+        for p in find_pairs(data):
+            blur, sharp = load_image(p.blur_path), load_image(p.sharp_path)
+            cache.append((p.name, blur, to_uint8(sharp), whole_net(blur)))
     for ov in overlaps:
         r = {"overlap": ov, "psnr_vs_sharp": [], "psnr_vs_whole": [], "seam": [], "seam_whole": []}
-        for name, blur, sharp_u8, whole in cache:
-            out = tiled_restore(blur, run, tile, ov, batch=4)
-            ys, xs = positions(blur.shape[0], tile, ov), positions(blur.shape[1], tile, ov)
-            r["psnr_vs_sharp"].append(psnr(to_uint8(out), sharp_u8))
-            r["psnr_vs_whole"].append(psnr(to_uint8(out), to_uint8(whole)))
-            r["seam"].append(seam_ratio(np.clip(out, 0, 1), ys, xs, tile))
-            r["seam_whole"].append(seam_ratio(np.clip(whole, 0, 1), ys, xs, tile))
+        with Restorer(ckpt, backend="torch", tile=tile, overlap=ov, threads=threads) as tiled:
+            for name, blur, sharp_u8, whole in cache:
+                out = tiled(blur)
+                ys, xs = positions(blur.shape[0], tile, ov), positions(blur.shape[1], tile, ov)
+                r["psnr_vs_sharp"].append(psnr(to_uint8(out), sharp_u8))
+                r["psnr_vs_whole"].append(psnr(to_uint8(out), to_uint8(whole)))
+                r["seam"].append(seam_ratio(np.clip(out, 0, 1), ys, xs, tile))
+                r["seam_whole"].append(seam_ratio(np.clip(whole, 0, 1), ys, xs, tile))
         rows.append({k: (float(np.mean(v)) if isinstance(v, list) else v) for k, v in r.items()})
     whole_psnr = float(np.mean([psnr(to_uint8(w), s) for _, _, s, w in cache]))
     blur_psnr = float(np.mean([psnr(to_uint8(b), s) for _, b, s, _ in cache]))

@@ -24,7 +24,7 @@ import torch
 
 from ..errors import NafnetLitertError
 from ..eval.dataset import find_pairs
-from ..images import ImageError, load_image
+from ..io.image import ImageError, from_float, read_photo, to_float
 from .blur import BlurSettings, blur_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -48,10 +48,11 @@ class Pair:
 
 
 def to_u8(img: np.ndarray) -> np.ndarray:
-    """H x W x 3 uint8 from a uint8 or float [0, 1] array (gray and alpha handled like :func:`load_image`)."""
+    """H x W x 3 uint8 from a uint8, uint16 or float [0, 1] array (gray replicated, alpha dropped), by the
+    package's one float <-> integer rule."""
     a = np.asarray(img)
     if a.dtype != np.uint8:
-        a = np.round(np.clip(a.astype(np.float32), 0, 1) * 255).astype(np.uint8)
+        a = from_float(to_float(a), np.uint8)
     if a.ndim == 2:
         a = a[:, :, None]
     if a.ndim != 3:
@@ -105,7 +106,7 @@ def load_sharp_folders(
 
 def _load_u8(path: Path) -> np.ndarray:
     try:
-        return to_u8(load_image(path))
+        return to_u8(read_photo(path).rgb())
     except ImageError as e:
         raise DataError(str(e)) from None
 

@@ -33,8 +33,9 @@ import numpy as np
 import torch
 
 from ..checkpoint import load_checkpoint, save_safetensors
-from ..fileutil import atomic_path
+from ..io.files import atomic_path
 from ..errors import NafnetLitertError
+from ..metrics import psnr, to_uint8
 from ..model.config import PRESETS, NAFNetConfig
 from ..model.reference import NAFNet
 from .data import DataError, Pair, TrainingData, bundled_sharp_images, load_pairs, load_sharp_folders
@@ -80,10 +81,9 @@ def psnr_loss(out: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
 
 
 def psnr_u8(out: torch.Tensor, gt: torch.Tensor) -> float:
-    """PSNR in dB of an output rounded to 8 bits (as it would be saved) against ``gt`` in [0, 1]."""
-    out = torch.round(out.clamp(0, 1) * 255.0) / 255.0
-    mse = float((out.double() - gt.double()).pow(2).mean())
-    return 100.0 if mse == 0 else 10.0 * math.log10(1.0 / mse)
+    """PSNR in dB of an output rounded to 8 bits (as it would be saved) against an 8-bit ``gt`` in [0, 1], by the
+    package's one PSNR (``inf`` when identical)."""
+    return psnr(to_uint8(out.detach().cpu().numpy()), to_uint8(gt.detach().cpu().numpy()))
 
 
 def _centre(a: np.ndarray, crop: int | None) -> np.ndarray:

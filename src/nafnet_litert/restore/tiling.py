@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from ..io.image import from_float, to_float
+
 #: The tile size of deblur's default path (the size the bundled model is exported at).
 DEFAULT_TILE = 256
 #: Chosen by ``python -m nafnet_litert.eval.tiling_study`` on the held-out GoPro frames with the bundled model:
@@ -57,22 +59,6 @@ def _axis_windows(starts: list[int], tile: int, length: int) -> list[np.ndarray]
         right = (s + tile - starts[i + 1]) if i + 1 < len(starts) else 0
         wins.append(ramp_window(tile, max(0, left), max(0, right)))
     return wins
-
-
-def to_float(a: np.ndarray) -> np.ndarray:
-    if a.dtype == np.uint8:
-        return a.astype(np.float32) / 255.0
-    if a.dtype == np.uint16:
-        return a.astype(np.float32) / 65535.0
-    return a.astype(np.float32, copy=False)
-
-
-def from_float(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    if dtype == np.uint8:
-        return np.round(np.clip(a, 0, 1) * 255.0).astype(np.uint8)
-    if dtype == np.uint16:
-        return np.round(np.clip(a, 0, 1) * 65535.0).astype(np.uint16)
-    return a.astype(dtype)
 
 
 def tiled_restore(

@@ -43,6 +43,8 @@ import math
 
 import numpy as np
 
+from .io.image import from_float
+
 __all__ = ["to_uint8", "psnr", "ssim_basicsr3d", "ssim_standard", "gaussian_kernel"]
 
 _K1, _K2 = 0.01, 0.03
@@ -51,13 +53,12 @@ _WIN, _SIGMA = 11, 1.5
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
     """Float image in [0, 1] (any shape, typically H x W x C) -> uint8, as BasicSR's ``tensor2img``:
-    float32, clamp to [0, 1], ``* 255``, round half-to-even, cast.  NaN becomes 0."""
+    float32, clamp to [0, 1], ``* 255``, round half-to-even, cast.  NaN becomes 0.  (The package's one
+    float -> integer rule, :func:`nafnet_litert.io.image.from_float`.)"""
     a = np.asarray(img)
     if not np.issubdtype(a.dtype, np.floating):
         raise TypeError(f"to_uint8 expects a float image in [0, 1], got dtype {a.dtype}")
-    a = np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-    a = np.clip(a, np.float32(0.0), np.float32(1.0))
-    return np.round(a * np.float32(255.0)).astype(np.uint8)
+    return from_float(a, np.uint8)
 
 
 def _check_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -69,10 +70,17 @@ def _check_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a.astype(np.float64), b.astype(np.float64)
 
 
-def psnr(a_u8: np.ndarray, b_u8: np.ndarray, peak: float = 255.0) -> float:
-    """PSNR in dB over all values (RGB, no border crop), float64; ``inf`` for identical images."""
-    a, b = _check_pair(a_u8, b_u8)
-    mse = float(np.mean((a - b) ** 2))
+def psnr(a: np.ndarray, b: np.ndarray, peak: float | None = None) -> float:
+    """PSNR in dB over all values (RGB, no border crop), float64; ``inf`` for identical images.  The peak is
+    the dtype's: 255 for uint8, 65535 for uint16, 1.0 for float images in [0, 1] (``peak`` overrides)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        raise ValueError(f"image shapes differ: {a.shape} vs {b.shape}")
+    if a.dtype != b.dtype and not (a.dtype.kind == b.dtype.kind == "f"):
+        raise TypeError(f"PSNR of images of different dtypes ({a.dtype} and {b.dtype})")
+    if peak is None:
+        peak = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(a.dtype, 1.0)
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     if mse == 0.0:
         return math.inf
     return float(20.0 * np.log10(peak / np.sqrt(mse)))

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import NafnetLitertError
-from .fileutil import atomic_path
+from ..errors import NafnetLitertError
+from .files import atomic_path
 
 
 def deblur_video(deb, src: Path, dst: Path, progress: bool = True) -> int:

@@ -1,0 +1,28 @@
+"""Flags that several commands share, so the same flags mean the same thing (and the same network) everywhere."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..restore.tiling import DEFAULT_OVERLAP, DEFAULT_TILE
+
+
+def add_restore_arguments(p: argparse.ArgumentParser) -> None:
+    """How images are run: the same flags, defaults and meaning as ``deblur``."""
+    p.add_argument("--backend", choices=("litert", "torch"), default="litert")
+    p.add_argument("--gpu", action="store_true", help="LiteRT GPU accelerator")
+    p.add_argument("--tile", type=int, default=DEFAULT_TILE, help="tile size (multiple of 16)")
+    p.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="tile overlap in pixels")
+    p.add_argument("--full-frame", action="store_true", help="no tiles: whole image at once, with TLC")
+    p.add_argument("--no-tlc", dest="tlc", action="store_false", help="with --full-frame: the plain network, no TLC")
+    p.add_argument("--precision", choices=("fp16", "fp32"), default="fp16", help="LiteRT weight precision")
+    p.add_argument("--threads", type=int, default=2)
+
+
+def restore_options(args: argparse.Namespace) -> dict:
+    """The :class:`~nafnet_litert.restore.Restorer` options of a deblur/eval command line (shared, so the two
+    commands run the same network for the same flags)."""
+    return dict(
+        backend=args.backend, gpu=getattr(args, "gpu", False), tile=args.tile, overlap=args.overlap,
+        full_frame=args.full_frame, tlc=args.tlc, precision=args.precision, threads=args.threads,
+    )  # fmt: skip

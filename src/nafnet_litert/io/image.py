@@ -1,0 +1,328 @@
+"""Image files <-> arrays: the one reader and the one writer of the package (deblur, eval, training data, audit
+inputs and the demo all go through here).
+
+* **Bit depth is kept and decides the scale.** 8-bit files give uint8, 16-bit PNG/TIFF give uint16 (pypng and
+  tifffile read what Pillow would cut to 8 bits); floats are ``value / 255`` or ``value / 65535`` by the file's
+  depth, never by its pixel values, so a dark 16-bit image stays dark. Output is written at the photo's depth.
+* **One float <-> integer rule** (:func:`to_float`, :func:`from_float`): divide by the dtype's peak; back by
+  clamping to [0, 1], multiplying by the peak in float32 and rounding half to even (BasicSR's ``tensor2img`` for
+  uint8). NaN becomes 0.
+* **One gray rule** (:func:`to_gray`): ITU-R BT.601 luma (Pillow's ``L``). A gray photo is shown to an RGB model
+  as three equal channels and the result is turned back into gray with the same rule.
+* Alpha is carried through untouched.
+* EXIF orientation is applied on reading; EXIF (with orientation reset) and the ICC profile are kept on writing
+  where Pillow can (JPEG, PNG, WebP, 8-bit TIFF).
+* Files are written to a temporary name in the target folder and renamed when complete.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import NafnetLitertError
+from .files import atomic_path
+
+PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
+_ORIENTATION = 0x0112
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+_PEAK = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+
+
+class ImageError(NafnetLitertError):
+    """An input image is missing or unreadable, or an output format is not supported."""
+
+
+def to_float(a: np.ndarray) -> np.ndarray:
+    """uint8 / uint16 -> float32 in [0, 1] (divided by 255 / 65535); a float array is returned as float32."""
+    a = np.asarray(a)
+    if a.dtype.kind == "f":
+        return a.astype(np.float32, copy=False)
+    if a.dtype not in _PEAK:
+        raise ImageError(f"images must be uint8, uint16 or float, got {a.dtype}")
+    return a.astype(np.float32) / np.float32(_PEAK[a.dtype])
+
+
+def from_float(a: np.ndarray, dtype=np.uint8) -> np.ndarray:
+    """float -> uint8 / uint16: NaN to 0, clamp to [0, 1], x peak in float32, round half to even. A float dtype
+    only casts (no clamping)."""
+    dtype = np.dtype(dtype)
+    a = np.asarray(a)
+    if dtype.kind == "f":
+        return a.astype(dtype)
+    if dtype not in _PEAK:
+        raise ImageError(f"images must be uint8, uint16 or float, got {dtype}")
+    a = np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+    return np.round(np.clip(a, np.float32(0), np.float32(1)) * np.float32(_PEAK[dtype])).astype(dtype)
+
+
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    """H x W x 3 -> H x W x 1 by BT.601 luma, in the input's dtype (integers rounded)."""
+    a = np.asarray(rgb)
+    g = a.astype(np.float32) @ _LUMA[:, None]
+    return g if a.dtype.kind == "f" else np.round(g).clip(0, np.iinfo(a.dtype).max).astype(a.dtype)
+
+
+@dataclass
+class Photo:
+    """``color``: H x W x C (C = 1 or 3), uint8 or uint16; ``alpha``: H x W of the same dtype, or None."""
+
+    color: np.ndarray
+    alpha: np.ndarray | None = None
+    icc: bytes | None = None
+    exif: bytes | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def gray(self) -> bool:
+        return self.color.shape[2] == 1
+
+    @property
+    def bits(self) -> int:
+        return 16 if self.color.dtype == np.uint16 else 8
+
+    def rgb_float(self) -> np.ndarray:
+        """float32 H x W x 3 in [0, 1] for the model (gray replicated)."""
+        return to_float(self.rgb())
+
+    def rgb(self) -> np.ndarray:
+        """H x W x 3 in the photo's own dtype (gray replicated)."""
+        return np.repeat(self.color, 3, axis=2) if self.gray else self.color
+
+    def float(self, channels: int = 3) -> np.ndarray:
+        """float32 H x W x ``channels`` (1 or 3) in [0, 1], alpha dropped, by the package's gray rule."""
+        if channels == 1:
+            return to_float(self.color if self.gray else to_gray(self.color))
+        return self.rgb_float()
+
+    def with_color(self, rgb: np.ndarray) -> "Photo":
+        """A copy whose colour is ``rgb`` (H x W x 3, float in [0, 1] or the native dtype) in this photo's depth
+        and mode; alpha, ICC and EXIF are kept."""
+        a = np.asarray(rgb)
+        if self.gray and a.shape[2] == 3:
+            a = to_gray(np.clip(a, 0, 1) if a.dtype.kind == "f" else a)  # clamped first, as integer results are
+        a = from_float(a, self.color.dtype) if a.dtype.kind == "f" else a.astype(self.color.dtype)
+        return Photo(a, self.alpha, self.icc, self.exif, dict(self.extra))
+
+
+def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1..8) to an H x W [x C] array, as Pillow's exif_transpose does."""
+    if orientation == 2:
+        return a[:, ::-1]
+    if orientation == 3:
+        return a[::-1, ::-1]
+    if orientation == 4:
+        return a[::-1]
+    if orientation == 5:
+        return a.swapaxes(0, 1)
+    if orientation == 6:
+        return a.swapaxes(0, 1)[:, ::-1]
+    if orientation == 7:
+        return a.swapaxes(0, 1)[::-1, ::-1]
+    if orientation == 8:
+        return a.swapaxes(0, 1)[::-1]
+    return a
+
+
+def _split(a: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    if a.ndim == 2:
+        return a[:, :, None], None
+    if a.shape[2] in (2, 4):
+        return a[:, :, :-1], a[:, :, -1]
+    return a, None
+
+
+def read_photo(path: str | Path) -> Photo:
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"image not found: {path}")
+    try:
+        with Image.open(path) as im:
+            icc = im.info.get("icc_profile")
+            exif = Image.Exif()
+            exif.load(im.getexif().tobytes())  # a copy: resetting orientation must not touch the image
+            orientation = int(exif.get(_ORIENTATION, 1) or 1)
+            if orientation != 1:
+                exif[_ORIENTATION] = 1
+            exif_bytes = exif.tobytes() if len(exif) else None
+            arr = _sixteen_bit(path, im)
+            if arr is None:
+                if im.mode in ("I;16", "I;16B", "I;16L"):
+                    arr = np.asarray(im).astype(np.uint16)
+                elif im.mode in ("L", "LA", "RGB", "RGBA"):
+                    arr = np.asarray(im)
+                elif im.mode == "P" and "transparency" in im.info:
+                    arr = np.asarray(im.convert("RGBA"))
+                else:
+                    arr = np.asarray(im.convert("RGB"))
+            arr = _orient(arr, orientation)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"{path.name}: not a readable image ({e})") from None
+    color, alpha = _split(np.ascontiguousarray(arr))
+    return Photo(np.ascontiguousarray(color), alpha, icc, exif_bytes, {"format": path.suffix.lower()})
+
+
+def _sixteen_bit(path: Path, im: Image.Image) -> np.ndarray | None:
+    """The pixels of a 16-bit RGB(A)/gray PNG or TIFF, which Pillow would reduce to 8 bits; else None."""
+    suffix = path.suffix.lower()
+    if suffix == ".png" and im.mode not in ("I;16", "I;16B", "I;16L"):
+        import png
+
+        r = png.Reader(filename=str(path))
+        w, h, rows, info = r.asDirect()
+        if info["bitdepth"] != 16:
+            return None
+        planes = info["planes"]
+        a = np.vstack([np.asarray(row, np.uint16) for row in rows]).reshape(h, w, planes)
+        return a[:, :, 0] if planes == 1 else a
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+
+        a = tifffile.imread(str(path))
+        if a.dtype == np.uint16:
+            return a
+    return None
+
+
+def write_photo(photo: Photo, path: str | Path, quality: int = 95) -> None:
+    """Write ``photo`` atomically; its format is chosen by ``path``'s suffix."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in PHOTO_SUFFIXES:
+        raise ImageError(f"unsupported output format {suffix!r} (use {', '.join(PHOTO_SUFFIXES)})")
+    a = photo.color if photo.alpha is None else np.concatenate([photo.color, photo.alpha[:, :, None]], axis=2)
+    if a.shape[2] == 1:
+        a = a[:, :, 0]
+    with atomic_path(path) as tmp:
+        if photo.bits == 16 and suffix == ".png":  # pypng: Pillow cannot write 16-bit RGB, nor (12+) 16-bit gray
+            import png
+
+            a = a if a.ndim == 3 else a[:, :, None]
+            planes = a.shape[2]
+            writer = png.Writer(a.shape[1], a.shape[0], greyscale=planes <= 2, alpha=planes in (2, 4), bitdepth=16)
+            with open(tmp, "wb") as f:
+                writer.write(f, a.reshape(a.shape[0], -1).tolist())
+        elif photo.bits == 16 and suffix in (".tif", ".tiff"):
+            import tifffile
+
+            tifffile.imwrite(tmp, a, photometric="rgb" if a.ndim == 3 and a.shape[2] >= 3 else "minisblack")
+        else:
+            im = Image.fromarray(a if photo.bits == 8 else from_float(to_float(a), np.uint8))
+            if suffix in (".jpg", ".jpeg") and im.mode in ("RGBA", "LA"):
+                im = im.convert("RGB" if im.mode == "RGBA" else "L")  # JPEG has no alpha
+            kw = {}
+            if photo.icc:
+                kw["icc_profile"] = photo.icc
+            if photo.exif and suffix in (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff"):
+                kw["exif"] = photo.exif
+            if suffix in (".jpg", ".jpeg", ".webp"):
+                kw["quality"] = quality
+            im.save(tmp, **kw)
+
+
+def side_by_side(*photos: Photo, gap: int = 8) -> Photo:
+    """Photos of one height and depth next to each other, white gaps between (alpha dropped; gray shown as RGB
+    when the photos mix gray and colour)."""
+    colors = [p.color for p in photos]
+    if len({c.shape[2] for c in colors}) > 1:
+        colors = [np.repeat(c, 3, axis=2) if c.shape[2] == 1 else c for c in colors]
+    first = colors[0]
+    sep = np.full((first.shape[0], gap, first.shape[2]), np.iinfo(first.dtype).max, first.dtype)
+    parts = [colors[0]]
+    for c in colors[1:]:
+        parts += [sep, c]
+    return Photo(np.concatenate(parts, axis=1), None, photos[0].icc, None)
+
+
+def load_image(path: str | Path, channels: int = 3) -> np.ndarray:
+    """float32 H x W x ``channels`` in [0, 1] from any photo :func:`read_photo` reads (16 bits kept)."""
+    return read_photo(path).float(channels)
+
+
+def save_image(arr: np.ndarray, path: str | Path, bits: int = 8) -> None:
+    """Write float H x W x C (C = 1 or 3) in [0, 1] atomically at ``bits`` (8 or 16) per channel."""
+    a = np.asarray(arr)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    write_photo(Photo(from_float(a, np.uint16 if bits == 16 else np.uint8)), path)
+
+
+def photo_from_array(a: np.ndarray) -> Photo:
+    """H x W (gray), H x W x 1|2|3|4 (gray, gray+alpha, RGB, RGBA) in uint8, uint16 or float -> :class:`Photo`
+    (a float array keeps its dtype: it is only a container here)."""
+    a = np.asarray(a)
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 2, 3, 4)):
+        raise ImageError(f"an image must be H x W or H x W x 1..4, got shape {a.shape}")
+    if a.dtype.kind != "f" and a.dtype not in _PEAK:
+        raise ImageError(f"images must be uint8, uint16 or float, got {a.dtype}")
+    color, alpha = _split(a)
+    return Photo(np.ascontiguousarray(color), alpha)
+
+
+def photo_to_array(photo: Photo, like: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`photo_from_array` for an array shaped like ``like``."""
+    a = photo.color if photo.alpha is None else np.concatenate([photo.color, photo.alpha[:, :, None]], axis=2)
+    return a[:, :, 0] if np.asarray(like).ndim == 2 else a
+
+
+_PIL_MODES = {"L", "LA", "RGB", "RGBA", "I;16"}
+
+
+def photo_from_pil(im: Image.Image) -> Photo:
+    """A Pillow image in mode L, LA, RGB, RGBA or I;16 -> :class:`Photo` (other modes: converted to RGB(A))."""
+    if im.mode not in _PIL_MODES:
+        im = im.convert("RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB")
+    a = np.asarray(im)
+    if im.mode == "I;16":
+        a = a.astype(np.uint16)
+    photo = photo_from_array(a)
+    photo.icc = im.info.get("icc_profile")
+    return photo
+
+
+def photo_to_pil(photo: Photo, mode: str) -> Image.Image:
+    """A :class:`Photo` -> a Pillow image in ``mode`` (one of those :func:`photo_from_pil` keeps)."""
+    a = photo_to_array(photo, np.zeros((1, 1, 1)))
+    if mode == "I;16":
+        a = a.astype(np.uint16)
+    im = Image.fromarray(a[:, :, 0] if a.shape[2] == 1 else a)  # a 2-D uint16 array is mode I;16
+    if photo.icc:
+        im.info["icc_profile"] = photo.icc
+    return im
+
+
+def fit_to_size(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Centre crop float H x W x C to ``size`` (H, W); an image smaller than that is first enlarged (bicubic)."""
+    h, w = img.shape[:2]
+    th, tw = size
+    if h < th or w < tw:
+        f = max(th / h, tw / w)
+        nh, nw = max(th, round(h * f)), max(tw, round(w * f))
+        chans = [
+            np.asarray(Image.fromarray(img[:, :, c]).resize((nw, nh), Image.BICUBIC), np.float32)
+            for c in range(img.shape[2])
+        ]
+        img = np.clip(np.stack(chans, axis=2), 0, 1)
+        h, w = nh, nw
+    y, x = (h - th) // 2, (w - tw) // 2
+    return np.ascontiguousarray(img[y : y + th, x : x + tw])
+
+
+def pad_to_multiple(img: np.ndarray, multiple: int) -> np.ndarray:
+    """Zero-pad H x W x C at the bottom/right to multiples of ``multiple``, as the reference NAFNet does."""
+    h, w = img.shape[:2]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    return np.pad(img, ((0, ph), (0, pw), (0, 0))) if ph or pw else img
+
+
+def to_nchw(img: np.ndarray) -> np.ndarray:
+    """float H x W x C -> float32 [1, C, H, W]."""
+    return np.ascontiguousarray(img.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+def from_nchw(x: np.ndarray) -> np.ndarray:
+    """[1, C, H, W] -> H x W x C."""
+    return np.ascontiguousarray(np.asarray(x)[0].transpose(1, 2, 0))

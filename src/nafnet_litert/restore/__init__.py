@@ -1,0 +1,26 @@
+"""Images in, restored images out: the one :class:`Restorer` (:mod:`.restorer`), tiling (:mod:`.tiling`) and
+file/folder/video jobs (:mod:`.batch`). Loaded lazily: importing this package loads neither PyTorch nor LiteRT."""
+
+from __future__ import annotations
+
+_LAZY = {
+    "Restorer": "restorer",
+    "RestoreOptions": "restorer",
+    "cache_dir": "restorer",
+    "export_key": "restorer",
+    "deblur": "batch",
+    "plan_jobs": "batch",
+    "run_jobs": "batch",
+    "tiled_restore": "tiling",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)
