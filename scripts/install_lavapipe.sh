@@ -7,7 +7,7 @@
 # mesa-vulkan-drivers, libdrm2 and libdrm-amdgpu1 are downloaded from bookworm-backports with a private apt
 # sources list, state and cache, and unpacked with `dpkg -x`: no system package is installed or upgraded, except
 # libvulkan1 (the Vulkan loader) and, only when the driver cannot load without them, its missing runtime deps.
-# nafnet_litert.runtime.ensure_vulkan_icd() finds "$PREFIX/lvp_icd.json" (VK_ICD_FILENAMES=that file for others).
+# nafnet_litert.litert.ensure_vulkan_icd() finds "$PREFIX/lvp_icd.json" (VK_ICD_FILENAMES=that file for others).
 set -euo pipefail
 
 PREFIX="${NAFNET_LITERT_LAVAPIPE:-/opt/nafnet-litert/lavapipe}"

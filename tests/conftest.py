@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from nafnet_litert.checkpoint import random_checkpoint
-from nafnet_litert.model import PRESETS, NAFNetConfig
+from nafnet_litert.models.checkpoint import random_checkpoint
+from nafnet_litert.models import PRESETS, NAFNetConfig
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -76,7 +76,7 @@ def small_checkpoint():
 @pytest.fixture(scope="session")
 def exported_w32(tmp_path_factory, w32_checkpoint):
     """GoPro-w32 (random non-zero weights) exported at 256x256 in fp32 and fp16, once per session."""
-    from nafnet_litert.export import export
+    from nafnet_litert.litert.convert import export
 
     d = tmp_path_factory.mktemp("w32")
     return {p: export(w32_checkpoint, d / f"w32_256_{p}.tflite", 256, p) for p in ("fp32", "fp16")}

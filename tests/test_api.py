@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 import nafnet_litert as nl
-from nafnet_litert.checkpoint import Checkpoint
+from nafnet_litert.models.checkpoint import Checkpoint
 
-from .conftest import skimage_photo
+from tests.conftest import skimage_photo
 
 
 def test_version_is_the_installed_distribution():
@@ -21,7 +21,7 @@ def test_version_is_the_installed_distribution():
 
 def test_package_and_litert_runtime_import_without_torch():
     code = (
-        "import sys, nafnet_litert, nafnet_litert.runtime.litert, nafnet_litert.tflite_graph, nafnet_litert.device_ops;"
+        "import sys, nafnet_litert, nafnet_litert.litert.runtime, nafnet_litert.litert.graph, nafnet_litert.litert.device_ops;"
         "bad = [m for m in ('torch', 'litert_torch') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -31,9 +31,9 @@ def test_package_and_litert_runtime_import_without_torch():
 @pytest.fixture(scope="module")
 def small_export(tmp_path_factory):
     """A small checkpoint file and its 64x64 fp32 export through ``nl.export`` (from the file's path), once."""
-    from nafnet_litert.checkpoint import random_checkpoint, save_safetensors
+    from nafnet_litert.models.checkpoint import random_checkpoint, save_safetensors
 
-    from .conftest import SMALL
+    from tests.conftest import SMALL
 
     d = tmp_path_factory.mktemp("api")
     ck = random_checkpoint(SMALL, seed=3, scale=0.3)
@@ -88,7 +88,7 @@ def test_litert_model_and_restorer_are_context_managers(small_export):
     import numpy as np
 
     from nafnet_litert.errors import NafnetLitertError
-    from nafnet_litert.runtime import LiteRTModel
+    from nafnet_litert.litert import LiteRTModel
 
     model = small_export[2]
     x = np.random.default_rng(0).random((1, 3, 64, 64), dtype=np.float32)
@@ -127,10 +127,10 @@ def test_restorer_options_are_validated(options, message):
 def test_restorer_export_cache_is_keyed_by_versions_and_temp_models_are_cleaned(tmp_path, monkeypatch):
     import numpy as np
 
-    from nafnet_litert.checkpoint import random_checkpoint, save_safetensors
+    from nafnet_litert.models.checkpoint import random_checkpoint, save_safetensors
     from nafnet_litert.restore import export_key
 
-    from .conftest import SMALL
+    from tests.conftest import SMALL
 
     cache = tmp_path / "cache"
     monkeypatch.setenv("NAFNET_LITERT_CACHE", str(cache))
@@ -146,7 +146,7 @@ def test_restorer_export_cache_is_keyed_by_versions_and_temp_models_are_cleaned(
         assert np.array_equal(restorer(img), first)
     assert list(cache.glob("*.tflite")) == [cached]
     # an upgrade of litert-torch (or of this package) changes the key: a new export, never the old graph
-    exp = sys.modules["nafnet_litert.export"]
+    exp = sys.modules["nafnet_litert.litert.convert"]
     real = exp.library_versions
     monkeypatch.setattr(exp, "library_versions", lambda: {**real(), "litert-torch": "9.9.9"})
     with nl.Restorer(str(ckpt), **opts) as restorer:

@@ -1,4 +1,4 @@
-"""fp16 headroom measured on the .tflite file itself (nafnet_litert.artifact_headroom).
+"""fp16 headroom measured on the .tflite file itself (nafnet_litert.verify.headroom).
 
 Oracles are independent of the implementation: accumulator bounds recomputed with explicit numpy loops from the
 torch module's own weights; a stressed checkpoint whose straight conversion must overflow at its LayerNorms while
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nafnet_litert.artifact_headroom import (
+from nafnet_litert.verify.headroom import (
     ACCUMULATING_OPS,
     FP16_MAX,
     FP16_MIN_NORMAL,
@@ -24,10 +24,9 @@ from nafnet_litert.artifact_headroom import (
     _Flatbuffer,
     measure_headroom,
 )
-from nafnet_litert.export import convert_to_tflite, export
-from nafnet_litert.tflite_graph import read_graph
+from nafnet_litert.litert.convert import convert_to_tflite, export
+from nafnet_litert.litert.graph import read_graph
 
-from .conftest import SMALL
 
 
 def _write(tmp_path, name: str, buf: bytes):
@@ -309,9 +308,9 @@ def test_nhwc_export_matches_nchw(small_models, small_input):
 
 @pytest.mark.slow
 def test_stressed_straight_conversion_overflows_export_does_not(tmp_path):
-    from nafnet_litert.checkpoint import checkpoint_from_model, random_checkpoint
-    from nafnet_litert.model.config import NAFNetConfig
-    from nafnet_litert.model.stress import default_photo, stressed_twin
+    from nafnet_litert.models.checkpoint import checkpoint_from_model, random_checkpoint
+    from nafnet_litert.models.config import NAFNetConfig
+    from nafnet_litert.models.stress import default_photo, stressed_twin
 
     # 3 levels of width 32: a 256-channel bottleneck, where sum_c (x - mu)^2 of a |x| ~ 175 stream passes 65504
     config = NAFNetConfig(width=32, enc_blocks=(1, 1, 1), middle_blocks=1, dec_blocks=(1, 1, 1))

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from nafnet_litert.checkpoint import resolve_checkpoint
+from nafnet_litert.models.checkpoint import resolve_checkpoint
 from nafnet_litert.eval import evaluate, find_pairs
 from nafnet_litert.restore import Restorer
 from nafnet_litert.train import TRAIN_CONFIGS
-from nafnet_litert.zoo import bundled_path
+from nafnet_litert.models.zoo import bundled_path
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from nafnet_litert.checkpoint import (
+from nafnet_litert.models.checkpoint import (
     detect_config,
     load_checkpoint,
     random_checkpoint,
@@ -16,9 +16,9 @@ from nafnet_litert.checkpoint import (
     save_safetensors,
 )
 from nafnet_litert.errors import CheckpointError
-from nafnet_litert.model import PRESETS, NAFNet, NAFNetConfig, preset_name
+from nafnet_litert.models import PRESETS, NAFNet, NAFNetConfig, preset_name
 
-from .conftest import SMALL
+from tests.conftest import SMALL
 
 CONFIGS = [
     SMALL,

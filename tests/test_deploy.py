@@ -6,13 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from nafnet_litert.checkpoint import random_checkpoint
+from nafnet_litert.models.checkpoint import random_checkpoint
 from nafnet_litert.io.image import to_nchw
-from nafnet_litert.model import PRESETS
-from nafnet_litert.model.deploy import InterleaveUpsample, ScaledLayerNorm2d, SeparableGlobalMean, to_deploy
-from nafnet_litert.model.reference import LayerNorm2d, Upsample
+from nafnet_litert.models import PRESETS
+from nafnet_litert.models.deploy import InterleaveUpsample, ScaledLayerNorm2d, SeparableGlobalMean, to_deploy
+from nafnet_litert.models.reference import LayerNorm2d, Upsample
 
-from .conftest import SMALL, photo_array
+from tests.conftest import SMALL, photo_array
 
 
 @pytest.mark.parametrize("magnitude", [1.0, 175.0, 3000.0])
@@ -52,8 +52,8 @@ def test_separable_mean_matches_global_pool(scale):
 @pytest.mark.parametrize("hw", [(4, 4), (5, 7), (16, 48)])
 @pytest.mark.parametrize("form", ["interleave", "depth_to_space", "masked"])
 def test_upsample_rewrites_equal_pixelshuffle(hw, form):
-    from nafnet_litert.model.deploy.lean import LeanUpsample
-    from nafnet_litert.model.deploy.upsample import MaskedUpsample
+    from nafnet_litert.models.deploy.lean import LeanUpsample
+    from nafnet_litert.models.deploy.upsample import MaskedUpsample
 
     up = Upsample(24)
     up.conv.weight.data.normal_()
@@ -70,7 +70,7 @@ def test_upsample_rewrites_equal_pixelshuffle(hw, form):
 
 
 def test_native_ops_match_their_torch_definitions():
-    from nafnet_litert.model.deploy.native_ops import channel_halves, depth_to_space, depth_to_space_nhwc
+    from nafnet_litert.models.deploy.native_ops import channel_halves, depth_to_space, depth_to_space_nhwc
 
     x = torch.randn(2, 12, 3, 5)
     a, b = channel_halves(x, 1)
@@ -117,7 +117,7 @@ def test_deploy_matches_reference_on_real_photos(config, photo, size):
 )
 @pytest.mark.parametrize("config", [SMALL, PRESETS["GoPro-width32"]], ids=["small", "gopro-w32"])
 def test_lean_graph_matches_reference_on_real_photos(config, native_ops, scale):
-    from nafnet_litert.model.deploy.lean import to_lean
+    from nafnet_litert.models.deploy.lean import to_lean
 
     ck = random_checkpoint(config, seed=4, scale=0.1)
     ref = ck.build_reference()

@@ -11,12 +11,12 @@ import pytest
 import torch
 from torch import nn
 
-from nafnet_litert import device_ops
-from nafnet_litert.audit import audit, parity_metrics, static_audit
+from nafnet_litert.litert import device_ops
+from nafnet_litert.verify.audit import audit, parity_metrics, static_audit
 from nafnet_litert.errors import ExportError
-from nafnet_litert.export import convert_to_tflite, export, parse_size
+from nafnet_litert.litert.convert import convert_to_tflite, export, parse_size
 
-from .conftest import skimage_photo
+from tests.conftest import skimage_photo
 
 PHOTOS = ["astronaut.png", "chelsea.png", "coffee.png"]
 
@@ -229,7 +229,7 @@ def test_op_tables_are_disjoint_and_sourced():
 
 @pytest.mark.slow
 def test_cli_convert_and_audit_small_model_nhwc(tmp_path, small_checkpoint):
-    from nafnet_litert.checkpoint import save_safetensors
+    from nafnet_litert.models.checkpoint import save_safetensors
 
     ckpt = tmp_path / "small.safetensors"
     save_safetensors(small_checkpoint.state_dict, ckpt)
@@ -273,7 +273,7 @@ def test_cli_audit_bad_model_is_one_line_exit_2(tmp_path, content, message):
 
 
 def test_cli_convert_bad_size_and_output(tmp_path, small_checkpoint):
-    from nafnet_litert.checkpoint import save_safetensors
+    from nafnet_litert.models.checkpoint import save_safetensors
 
     ckpt = tmp_path / "s.safetensors"
     save_safetensors(small_checkpoint.state_dict, ckpt)

@@ -15,10 +15,10 @@ import sys
 import pytest
 import torch
 
-from nafnet_litert.audit import GPU_FP16_THRESHOLDS, audit
-from nafnet_litert.runtime import GpuUnavailable, ensure_vulkan_icd
+from nafnet_litert.verify.audit import GPU_FP16_THRESHOLDS, audit
+from nafnet_litert.litert import GpuUnavailable, ensure_vulkan_icd
 
-from .conftest import skimage_photo
+from tests.conftest import skimage_photo
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -37,7 +37,7 @@ def _fp16_vulkan():
 
 
 def test_small_export_passes_both_gpu_passes_and_fp16_really_runs(tmp_path, small_checkpoint):
-    from nafnet_litert.export import export
+    from nafnet_litert.litert.convert import export
 
     res = export(small_checkpoint, tmp_path / "small.tflite", 64, "fp16")
     report = audit(res.model_path, small_checkpoint, [skimage_photo("chelsea.png")], gpu=True)
@@ -54,7 +54,7 @@ def test_small_export_passes_both_gpu_passes_and_fp16_really_runs(tmp_path, smal
 def test_gpu_hostile_model_is_caught(tmp_path):
     """A GATHER_ND model (replicate padding lowers to it) is refused by the GPU accelerator: both GPU checks fail
     with the refusal named, and the CPU check still runs and is reported."""
-    from nafnet_litert.export import convert_to_tflite
+    from nafnet_litert.litert.convert import convert_to_tflite
 
     class Pad(torch.nn.Module):
         def forward(self, image):
@@ -77,8 +77,8 @@ def test_gpu_hostile_model_is_caught(tmp_path):
 @pytest.fixture(scope="module")
 def stressed_w32(tmp_path_factory):
     """A stressed GoPro-w32 (random weights, bottleneck |x| = 175 as trained) exported two ways."""
-    from nafnet_litert.checkpoint import resolve_checkpoint
-    from nafnet_litert.export import export
+    from nafnet_litert.models.checkpoint import resolve_checkpoint
+    from nafnet_litert.litert.convert import export
 
     spec = "stress:random:GoPro-width32"
     ck = resolve_checkpoint(spec)

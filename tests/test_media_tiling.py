@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from nafnet_litert.checkpoint import save_safetensors
+from nafnet_litert.models.checkpoint import save_safetensors
 from nafnet_litert.io.image import read_photo, write_photo
 from nafnet_litert.restore.tiling import positions, tiled_restore
 
-from .conftest import photo_array
+from tests.conftest import photo_array
 
 CLI = [sys.executable, "-m", "nafnet_litert.cli"]
 

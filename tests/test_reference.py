@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nafnet_litert.checkpoint import random_checkpoint
+from nafnet_litert.models.checkpoint import random_checkpoint
 from nafnet_litert.io.image import to_nchw
-from nafnet_litert.model import PRESETS, NAFNet, NAFNetConfig
+from nafnet_litert.models import PRESETS, NAFNet, NAFNetConfig
 
-from .conftest import SMALL, photo_array
-from .oracle import spandrel_nafnet
+from tests.conftest import SMALL, photo_array
+from tests.oracle import spandrel_nafnet
 
 
 def test_official_gopro_w32_parameter_count():

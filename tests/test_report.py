@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nafnet_litert.checkpoint import save_safetensors
-from nafnet_litert.export import export
+from nafnet_litert.models.checkpoint import save_safetensors
+from nafnet_litert.litert.convert import export
 
-from .conftest import skimage_photo
+from tests.conftest import skimage_photo
 
 
 def _chromium() -> str:
@@ -30,7 +30,7 @@ def _chromium() -> str:
 
 @pytest.mark.slow
 def test_report_renders_with_key_numbers(tmp_path, small_checkpoint):
-    from nafnet_litert.runtime import GpuUnavailable, ensure_vulkan_icd
+    from nafnet_litert.litert import GpuUnavailable, ensure_vulkan_icd
 
     try:
         ensure_vulkan_icd()

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nafnet_litert.checkpoint import save_safetensors
+from nafnet_litert.models.checkpoint import save_safetensors
 from nafnet_litert.cli import main
 from nafnet_litert.restore import Restorer
 
-from .conftest import photo_array
+from tests.conftest import photo_array
 
 
 @pytest.mark.slow
@@ -82,7 +82,7 @@ def test_eval_cli_rejects_a_folder_without_pairs(tmp_path, capsys):
 def test_tflite_file_restorer_tiles_other_sizes_like_pytorch(tmp_path, small_checkpoint):
     import torch
 
-    from nafnet_litert.export import export
+    from nafnet_litert.litert.convert import export
     from nafnet_litert.restore.tiling import tiled_restore
 
     path = export(small_checkpoint, tmp_path / "m.tflite", 64, "fp32").model_path

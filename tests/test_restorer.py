@@ -14,11 +14,11 @@ import pytest
 from PIL import Image
 
 import nafnet_litert as nl
-from nafnet_litert.checkpoint import save_safetensors
+from nafnet_litert.models.checkpoint import save_safetensors
 from nafnet_litert.cli import main
 from nafnet_litert.errors import NafnetLitertError
 
-from .conftest import photo_array
+from tests.conftest import photo_array
 
 
 def _write_png16(path, a: np.ndarray) -> None:
@@ -56,7 +56,7 @@ def test_nl_deblur_default_path_keeps_16_bit_rgb_gray_and_dark(tmp_path):
     src.mkdir()
     from skimage.metrics import peak_signal_noise_ratio
 
-    from nafnet_litert.demo import DEMO_BLUR, DEMO_SHARP
+    from nafnet_litert.tools.demo import DEMO_BLUR, DEMO_SHARP
 
     rgb, sharp = (np.asarray(Image.open(p)).astype(np.uint16) * 257 for p in (DEMO_BLUR, DEMO_SHARP))
     gray = np.round(photo_array("coffee.png", (90, 140), (50, 50)).mean(axis=2) * 65535).astype(np.uint16)

@@ -7,12 +7,12 @@ import copy
 import pytest
 import torch
 
-from nafnet_litert.checkpoint import resolve_checkpoint
+from nafnet_litert.models.checkpoint import resolve_checkpoint
 from nafnet_litert.errors import CheckpointError
-from nafnet_litert.fp16 import export_options
-from nafnet_litert.model.stress import bottleneck_magnitude, default_photo, level_deviations, level_magnitudes, stream_twin, stressed_twin
+from nafnet_litert.verify.fp16 import export_options
+from nafnet_litert.models.stress import bottleneck_magnitude, default_photo, level_deviations, level_magnitudes, stream_twin, stressed_twin
 
-from .conftest import SMALL
+from tests.conftest import SMALL
 
 
 def _without_eps(net):
@@ -25,7 +25,7 @@ def _without_eps(net):
 
 def _streams(net, x):
     """Every block's output (the residual stream) with its level, in execution order."""
-    from nafnet_litert.model.tlc import block_levels
+    from nafnet_litert.models.tlc import block_levels
 
     outs = []
     hooks = [
@@ -80,7 +80,7 @@ def test_stress_spec_resolves_any_checkpoint():
 
 
 def test_export_options_round_trip_the_sidecar(tmp_path, small_checkpoint):
-    from nafnet_litert.export import export
+    from nafnet_litert.litert.convert import export
 
     res = export(small_checkpoint, tmp_path / "m.tflite", (64, 96), "fp32", layout="NHWC", scale=16.0)
     opts = export_options(res.sidecar)

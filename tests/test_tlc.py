@@ -10,16 +10,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nafnet_litert.audit import static_audit
-from nafnet_litert.checkpoint import random_checkpoint
+from nafnet_litert.verify.audit import static_audit
+from nafnet_litert.models.checkpoint import random_checkpoint
 from nafnet_litert.io.image import to_nchw
-from nafnet_litert.model import PRESETS
-from nafnet_litert.model.deploy import SeparableGlobalMean, to_deploy
-from nafnet_litert.model.deploy.tlc_pool import TLCBoxMean, to_tlc_deploy
-from nafnet_litert.model.reference import GlobalAvgPool
-from nafnet_litert.model.tlc import TLCPool, block_levels, tlc_kernels, to_tlc
+from nafnet_litert.models import PRESETS
+from nafnet_litert.models.deploy import SeparableGlobalMean, to_deploy
+from nafnet_litert.models.deploy.tlc_pool import TLCBoxMean, to_tlc_deploy
+from nafnet_litert.models.reference import GlobalAvgPool
+from nafnet_litert.models.tlc import TLCPool, block_levels, tlc_kernels, to_tlc
 
-from .conftest import SMALL, photo_array
+from tests.conftest import SMALL, photo_array
 
 #: (photo, map size, kernel): local on both axes, global, one axis clamped (each way), odd and
 #: non-power-of-two sizes and kernels, and the real level-0 window (384) on a map larger than it.
@@ -139,7 +139,7 @@ def test_tlc_deploy_network_matches_tlc_reference(size):
 @pytest.fixture(scope="module")
 def exported_tlc(tmp_path_factory):
     """SMALL exported with TLC (train size 64: kernels 96..6) at 128x192 fp32: local at every level."""
-    from nafnet_litert.export import export
+    from nafnet_litert.litert.convert import export
 
     ck = random_checkpoint(SMALL, seed=2, scale=0.1)
     path = tmp_path_factory.mktemp("tlc") / "small_tlc.tflite"
@@ -162,7 +162,7 @@ def test_tlc_export_is_gpu_clean_and_records_kernels(exported_tlc):
 
 
 def test_tlc_export_matches_reference_on_litert_cpu(exported_tlc):
-    from nafnet_litert.runtime import LiteRTModel
+    from nafnet_litert.litert import LiteRTModel
 
     ck, res = exported_tlc
     x = to_nchw(photo_array("astronaut.png", (128, 192), offset=(100, 150)))
@@ -178,7 +178,7 @@ def test_tlc_export_matches_reference_on_litert_cpu(exported_tlc):
 
 def test_tlc_export_is_fully_accelerated_on_gpu(exported_tlc):
     """LiteRT's GPU accelerator takes the whole TLC graph, and its fp32 pass (enforce_f32) matches the reference."""
-    from nafnet_litert.runtime import GpuUnavailable, LiteRTModel, ensure_vulkan_icd
+    from nafnet_litert.litert import GpuUnavailable, LiteRTModel, ensure_vulkan_icd
 
     try:
         ensure_vulkan_icd()
@@ -199,7 +199,7 @@ def test_tlc_export_is_fully_accelerated_on_gpu(exported_tlc):
 
 def test_tlc_export_bad_train_size_is_a_clear_error(tmp_path, small_checkpoint):
     from nafnet_litert.errors import ExportError
-    from nafnet_litert.export import export
+    from nafnet_litert.litert.convert import export
 
     with pytest.raises(ExportError, match="multiple of 16"):
         export(small_checkpoint, tmp_path / "m.tflite", 64, "fp32", tlc=True, tlc_train_size=100)
@@ -218,7 +218,7 @@ def test_cli_convert_has_tlc_flags():
 def test_tlc_export_fp16_headroom_on_the_file(exported_tlc):
     """The per-op fp16 headroom runs on the TLC file itself: its box means (SLICE/ADD/MUL chains) and edge
     padding are measured op by op, and none comes near fp16's limits."""
-    from nafnet_litert.artifact_headroom import measure_headroom
+    from nafnet_litert.verify.headroom import measure_headroom
 
     _, res = exported_tlc
     x = to_nchw(photo_array("astronaut.png", (128, 192), offset=(100, 150)))

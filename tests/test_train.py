@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from nafnet_litert.checkpoint import load_checkpoint
+from nafnet_litert.models.checkpoint import load_checkpoint
 from nafnet_litert.errors import NafnetLitertError
 from nafnet_litert.train import (
     TRAIN_CONFIGS,

@@ -1,4 +1,4 @@
-"""Which Vulkan driver LiteRT's GPU accelerator gets (:mod:`nafnet_litert.runtime.vulkan`), and real fp16 on it.
+"""Which Vulkan driver LiteRT's GPU accelerator gets (:mod:`nafnet_litert.litert.vulkan`), and real fp16 on it.
 
 The selection rules run on fake ICDs in tmp dirs (no GPU needed). The slow tests run a small model on the CPU and
 on the GPU accelerator at fp32 and fp16, each in a fresh process (Dawn picks its adapter once per process):
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from nafnet_litert.runtime import GpuUnavailable, ensure_vulkan_icd
-from nafnet_litert.runtime import vulkan as vk
-from nafnet_litert.runtime.litert import LiteRTModel, VulkanSetup, fp16_install_hint
+from nafnet_litert.litert import GpuUnavailable, ensure_vulkan_icd
+from nafnet_litert.litert import vulkan as vk
+from nafnet_litert.litert.runtime import LiteRTModel, VulkanSetup, fp16_install_hint
 
 
 def _elf_head() -> bytes:
@@ -215,7 +215,7 @@ def test_install_script_is_valid_bash_and_hooked_into_install_sh():
 _RUNNER = r"""
 import json, sys
 import numpy as np
-from nafnet_litert.runtime import LiteRTModel
+from nafnet_litert.litert import LiteRTModel
 path = sys.argv[1]
 x = np.random.default_rng(0).random((1, 3, 64, 64), dtype=np.float32)
 out, info = {}, {}
@@ -236,7 +236,7 @@ def small_conv_model(tmp_path_factory):
     """A 3-conv residual net at 64x64, fp32 weights: seconds to convert and to compile for the GPU."""
     import torch
 
-    from nafnet_litert.export import convert_to_tflite
+    from nafnet_litert.litert.convert import convert_to_tflite
 
     class Net(torch.nn.Module):
         def __init__(self):

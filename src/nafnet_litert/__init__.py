@@ -19,8 +19,6 @@ Everything else lives in the subpackages. Importing this package is light: PyTor
 
 from __future__ import annotations
 
-import sys as _sys
-import types as _types
 from importlib import metadata as _metadata
 
 try:
@@ -31,26 +29,26 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - running from a sour
 
 def load(spec):
     """A checkpoint from a path, ``default`` (the bundled model), ``random:PRESET[@SEED]`` or ``stress:SPEC``
-    (:func:`nafnet_litert.checkpoint.resolve_checkpoint`)."""
-    from .checkpoint import resolve_checkpoint
+    (:func:`nafnet_litert.models.checkpoint.resolve_checkpoint`)."""
+    from .models.checkpoint import resolve_checkpoint
 
     return resolve_checkpoint(spec)
 
 
-def _export(ckpt, output, **options):
+def export(ckpt, output, **options):
     """Export a checkpoint (or a spec for :func:`load`) to a .tflite with its sidecar JSON
-    (:func:`nafnet_litert.export.export`: ``size``, ``precision``, ``layout``, ``tlc``, ``scale``, ...)."""
-    from .export import export
+    (:func:`nafnet_litert.litert.convert.export`: ``size``, ``precision``, ``layout``, ``tlc``, ``scale``, ...)."""
+    from .litert.convert import export as _export
 
-    return export(load(ckpt) if isinstance(ckpt, str) else ckpt, output, **options)
+    return _export(load(ckpt) if isinstance(ckpt, str) else ckpt, output, **options)
 
 
-def _audit(model, reference=None, images=None, **options):
-    """Audit a .tflite file (:func:`nafnet_litert.audit.audit`: ``gpu``, ``fp16``, ``allow_unproven``, ...);
+def audit(model, reference=None, images=None, **options):
+    """Audit a .tflite file (:func:`nafnet_litert.verify.audit.audit`: ``gpu``, ``fp16``, ``allow_unproven``, ...);
     ``reference`` is a checkpoint or a spec for :func:`load`."""
-    from .audit import audit
+    from .verify.audit import audit as _audit
 
-    return audit(model, load(reference) if isinstance(reference, str) else reference, images, **options)
+    return _audit(model, load(reference) if isinstance(reference, str) else reference, images, **options)
 
 
 def deblur(src, dst, *, model="default", **options):
@@ -73,19 +71,6 @@ def __getattr__(name: str):
         return getattr(image, {"read_image": "read_photo", "write_image": "write_photo"}.get(name, name))
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-
-class _Package(_types.ModuleType):
-    """``nl.export`` and ``nl.audit`` share their names with the submodules that implement them. Importing a
-    submodule binds it as an attribute of the package, which would shadow the function; these properties keep the
-    public functions in place (the submodules stay importable: ``from nafnet_litert.export import ...``)."""
-
-    export = property(lambda self: _export, lambda self, value: None)
-    audit = property(lambda self: _audit, lambda self, value: None)
-
-
-_export.__name__ = _export.__qualname__ = "export"
-_audit.__name__ = _audit.__qualname__ = "audit"
-_sys.modules[__name__].__class__ = _Package
 
 __all__ = [
     "__version__",

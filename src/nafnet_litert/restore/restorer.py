@@ -51,7 +51,7 @@ def export_key() -> str:
     """What makes an export of one checkpoint differ between installs: the graph recipe and the versions of this
     package, litert-torch and ai-edge-litert. Part of every cached model's name, so an upgrade never reuses an older
     graph."""
-    from ..export import EXPORT_RECIPE, library_versions
+    from ..litert.convert import EXPORT_RECIPE, library_versions
 
     v = library_versions()
     text = "|".join([EXPORT_RECIPE] + [v.get(k, "") for k in ("nafnet-litert", "litert-torch", "ai-edge-litert")])
@@ -107,7 +107,7 @@ class Restorer:
     release the compiled models and any temporary folder."""
 
     def __init__(self, model="default", **options) -> None:
-        from ..checkpoint import Checkpoint, resolve_checkpoint
+        from ..models.checkpoint import Checkpoint, resolve_checkpoint
 
         unknown = set(options) - {f.name for f in dataclasses.fields(RestoreOptions)}
         if unknown:
@@ -125,7 +125,7 @@ class Restorer:
         self._torch = None
         self._tmp: tempfile.TemporaryDirectory | None = None
         if self._tflite:
-            from ..runtime import LiteRTModel
+            from ..litert import LiteRTModel
 
             m = LiteRTModel(model, "gpu" if opts.gpu else "cpu", opts.threads)
             h, w = m.size
@@ -178,8 +178,8 @@ class Restorer:
                 f"{Path(self.model).name} takes {have[0]}x{have[1]} inputs, not {size[0]}x{size[1]} "
                 "(export one at this size, or use tiles)"
             )
-        from ..export import export
-        from ..runtime import LiteRTModel
+        from ..litert.convert import export
+        from ..litert import LiteRTModel
 
         o = self.options
         tlc = o.full_frame and o.tlc
@@ -202,7 +202,7 @@ class Restorer:
         if self._torch is None:
             net = self.ckpt.build_reference()
             if self.options.full_frame and self.options.tlc:
-                from ..model.tlc import to_tlc
+                from ..models.tlc import to_tlc
 
                 net = to_tlc(net)
             self._torch = net

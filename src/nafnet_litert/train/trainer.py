@@ -32,12 +32,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import load_checkpoint, save_safetensors
+from ..models.checkpoint import load_checkpoint, save_safetensors
 from ..io.files import atomic_path
 from ..errors import NafnetLitertError
 from ..metrics import psnr, to_uint8
-from ..model.config import PRESETS, NAFNetConfig
-from ..model.reference import NAFNet
+from ..models.config import PRESETS, NAFNetConfig
+from ..models.reference import NAFNet
 from .data import DataError, Pair, TrainingData, bundled_sharp_images, load_pairs, load_sharp_folders
 
 #: Small architectures meant to be trained here (CPU-trainable, mobile-friendly).

@@ -1,7 +1,7 @@
 """The static audit: what a .tflite file's graph alone proves (ops against the phone tables, forms, tensor ranks).
 
-Pure flatbuffer reading, no interpreter and no PyTorch: :func:`nafnet_litert.export.export` records this summary
-in every sidecar, and :func:`nafnet_litert.audit.audit` reports its checks first.
+Pure flatbuffer reading, no interpreter and no PyTorch: :func:`nafnet_litert.litert.convert.export` records this summary
+in every sidecar, and :func:`nafnet_litert.verify.audit.audit` reports its checks first.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import device_ops
-from .tflite_graph import Graph, read_graph
+from .graph import Graph, read_graph
 
 MAX_GPU_RANK = 4
 

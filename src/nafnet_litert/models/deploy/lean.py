@@ -25,7 +25,7 @@ Built from a deployed network (the output of :func:`~.to_deploy`); the same func
 
 ``native_ops=True`` keeps the older, smaller variant: one SPLIT per attention gate and DEPTH_TO_SPACE upsamplers
 (:mod:`.native_ops`). The host GPU runs it, but phones are documented to reject both ops
-(:mod:`nafnet_litert.device_ops`), so the audit fails it; it is opt-in for desktop/browser WebGPU only.
+(:mod:`nafnet_litert.litert.device_ops`), so the audit fails it; it is opt-in for desktop/browser WebGPU only.
 
 Max abs difference to the deploy network in fp32 is at the level of rounding (~1e-6 on unit-range outputs).
 """

@@ -1,6 +1,6 @@
 """Choose the tile overlap from measurements (not a test):
 
-    python -m nafnet_litert.eval.tiling_study --data ../shared/data/gopro_frames [--model default] [--tile 256]
+    nafnet-litert tiling-study --data ../shared/data/gopro_frames [--model default] [--tile 256]
 
 For each overlap, on every blur/sharp pair: PSNR of the tiled output vs the sharp frame, PSNR vs the whole-image
 output of the same network (how far tiling moves the result), and a seam metric: the mean absolute difference
@@ -12,9 +12,6 @@ see the audit).
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 
 import numpy as np
 
@@ -35,12 +32,12 @@ def seam_ratio(img: np.ndarray, ys: list[int], xs: list[int], tile: int) -> floa
 
 
 def study(data: str, model: str = "default", tile: int = 256, overlaps=(0, 16, 32, 64, 96), threads: int = 2):
-    from ..checkpoint import resolve_checkpoint
+    from ..models.checkpoint import resolve_checkpoint
     from ..io.image import load_image
     from ..metrics import psnr, to_uint8
     from ..restore import Restorer
     from ..restore.tiling import positions
-    from .dataset import find_pairs
+    from ..eval.dataset import find_pairs
 
     ckpt = resolve_checkpoint(model)
     rows = []
@@ -78,24 +75,3 @@ def format_table(res: dict) -> str:
             f"{r['seam_whole']:.4f} |"
         )
     return "\n".join(out)
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m nafnet_litert.eval.tiling_study", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--model", default="default")
-    ap.add_argument("--tile", type=int, default=256)
-    ap.add_argument("--overlaps", default="0,16,32,64,96")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--json")
-    a = ap.parse_args(argv)
-    res = study(a.data, a.model, a.tile, tuple(int(v) for v in a.overlaps.split(",")), a.threads)
-    print(format_table(res))
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(res, f, indent=2)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -27,7 +27,7 @@ The level of a block follows from its position: ``encoders[i]`` run at level ``i
 megvii's fp32 integral image of a full frame reaches ~1e8 and loses ~1e-5 of the mean to rounding, which is an
 artefact of that implementation, not part of the definition. This module is the reference only and is never
 exported (CUMSUM and replicate padding are not GPU-clean); the deploy form is
-:class:`nafnet_litert.model.deploy.tlc_pool.TLCBoxMean`.
+:class:`nafnet_litert.models.deploy.tlc_pool.TLCBoxMean`.
 """
 
 from __future__ import annotations

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .graph_audit import MAX_GPU_RANK, Check, StaticAudit, static_audit
-from .metrics import psnr
-from .tflite_graph import read_graph
+from ..litert.static_audit import MAX_GPU_RANK, Check, StaticAudit, static_audit
+from ..metrics import psnr
+from ..litert.graph import read_graph
 
 
 #: Parity against the PyTorch reference, by weight precision (CPU, and the GPU with enforce_f32).
@@ -108,8 +108,8 @@ class Run:
 
 
 def _run_backend(model_path, inputs: list[np.ndarray], accelerator: str, threads: int, gpu_precision: str = "fp16") -> Run:
-    from .errors import ModelFileError
-    from .runtime import LiteRTModel
+    from ..errors import ModelFileError
+    from ..litert.runtime import LiteRTModel
 
     name = "cpu" if accelerator == "cpu" else f"gpu_{gpu_precision}"
     try:
@@ -135,8 +135,8 @@ def _run_backend(model_path, inputs: list[np.ndarray], accelerator: str, threads
 
 def load_inputs(model_path, images: list[str | Path]) -> list[np.ndarray]:
     """Each photo fitted to the model's input size (centre crop, or reflect-padded when smaller), NCHW float32."""
-    from .io.image import fit_to_size, load_image, to_nchw
-    from .runtime.litert import infer_io, read_sidecar
+    from ..io.image import fit_to_size, load_image, to_nchw
+    from ..litert.runtime import infer_io, read_sidecar
 
     g = read_graph(model_path)
     io = infer_io(g.tensors[g.inputs[0]].shape, read_sidecar(model_path))
@@ -358,7 +358,7 @@ def audit(
 
 
 def _gpu_checks(report, model_path, inputs, names, refs, cpu: Run, precision: str, threads: int) -> None:
-    from .runtime.vulkan import ensure_vulkan_icd, fp16_install_hint
+    from ..litert.vulkan import ensure_vulkan_icd, fp16_install_hint
 
     setup = ensure_vulkan_icd()
     truth = refs if refs is not None else cpu.outputs
@@ -404,7 +404,7 @@ def _gpu_checks(report, model_path, inputs, names, refs, cpu: Run, precision: st
 
 
 def _headroom_check(report, model_path, reference, x: np.ndarray, stress: bool) -> Check:
-    from .artifact_headroom import measure_headroom
+    from .headroom import measure_headroom
 
     real = measure_headroom(model_path, x)
     data: dict = {"weights": _headroom_summary(real), "stress": None}

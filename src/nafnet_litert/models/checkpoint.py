@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from .errors import CheckpointError
-from .model.config import NAFNetConfig, preset_name
-from .model.reference import NAFNet, build_reference
+from ..errors import CheckpointError
+from .config import NAFNetConfig, preset_name
+from .reference import NAFNet, build_reference
 
 #: Wrapper keys seen around NAFNet state dicts (BasicSR writes ``params`` and sometimes ``params_ema``).
 _WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "net_g")
@@ -213,12 +213,12 @@ def resolve_checkpoint(spec: str | Path) -> Checkpoint:
     structure-only randomly initialised preset, or ``stress:<any of these>`` for its stressed twin (the same
     function with the residual stream scaled so the bottleneck peaks at |x| = 175, as in trained GoPro-w32; see
     :mod:`.model.stress`)."""
-    from .model.config import PRESETS
+    from .config import PRESETS
     from .zoo import bundled_path, is_default
 
     text = str(spec)
     if text.startswith("stress:"):
-        from .model.stress import stressed_twin
+        from .stress import stressed_twin
 
         inner = text[len("stress:") :]
         if not inner:

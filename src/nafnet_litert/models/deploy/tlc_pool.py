@@ -1,6 +1,6 @@
 """Rewrite (d, optional): TLC's local channel-attention pool as a GPU-clean, fp16-safe box mean.
 
-Why: the reference :class:`~nafnet_litert.model.tlc.TLCPool` (like megvii's code) sums a 2-D cumulative-sum
+Why: the reference :class:`~nafnet_litert.models.tlc.TLCPool` (like megvii's code) sums a 2-D cumulative-sum
 integral image — CUMSUM, which mobile GPU delegates refuse, and a running sum over up to 384 x 384 values of
 |x| ~ 100 that overflows fp16 many times over — then replicate-pads, which lowers to GATHER_ND (refused too).
 
@@ -114,7 +114,7 @@ def _replicate_pad_axis(x: torch.Tensor, before: int, after: int, dim: int) -> t
 
 
 class TLCBoxMean(nn.Module):
-    """Deploy form of :class:`~nafnet_litert.model.tlc.TLCPool` (same kernel, same output shape and values).
+    """Deploy form of :class:`~nafnet_litert.models.tlc.TLCPool` (same kernel, same output shape and values).
 
     ``scale`` is the statistics scale of the single-axis MEANs (global, or an axis the window covers whole).
     """

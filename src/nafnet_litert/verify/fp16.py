@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .checkpoint import Checkpoint, checkpoint_from_model
-from .model.stress import TRAINED_BOTTLENECK, stressed_twin
+from ..models.checkpoint import Checkpoint, checkpoint_from_model
+from ..models.stress import TRAINED_BOTTLENECK, stressed_twin
 
 
 def stress_checkpoint(ckpt: Checkpoint, target: float = TRAINED_BOTTLENECK) -> tuple[Checkpoint, list[float], list[float]]:
@@ -55,8 +55,8 @@ def _scale_option(rewrites: dict) -> str | list[float]:
 def stressed_export(model_path: str | Path, reference: Checkpoint, out_dir: str | Path) -> tuple[Path, float] | None:
     """Export the stressed twin of ``reference`` like ``model_path`` into ``out_dir``: ``(path, peak stream |x|)``,
     or None when the model has no readable nafnet-litert sidecar."""
-    from .export import export
-    from .runtime.litert import read_sidecar
+    from ..litert.convert import export
+    from ..litert.runtime import read_sidecar
 
     opts = export_options(read_sidecar(model_path) or {})
     if opts is None:

@@ -8,7 +8,7 @@ import io
 import os
 import sys
 
-from .errors import NafnetLitertError
+from ..errors import NafnetLitertError
 
 
 def _version() -> str:
@@ -21,13 +21,14 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .commands import (
+    from . import (
         audit_command,
         bench_command,
         convert_command,
         deblur_command,
         demo_command,
         eval_command,
+        tiling_study_command,
         train_command,
     )
 
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         eval_command,
         train_command,
         bench_command,
+        tiling_study_command,
     ):
         mod.register(sub)
     return parser
@@ -95,7 +97,3 @@ def main(argv: list[str] | None = None) -> int:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             return 141
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 DEFAULT_MODEL = "nafnet_small_deblur.safetensors"
 MODEL_CARD = "MODEL_CARD.md"

@@ -15,7 +15,7 @@ Why it is exact: LayerNorm is scale invariant, so in real arithmetic ``y`` is id
 the scaling itself is exact in fp32: multiplying by 2^-k only shifts exponents, so ``xs``, ``d``, ``v`` and
 ``eps / S^2`` are the reference's values scaled by exact powers of two. The one difference is RSQRT then MUL in
 place of SQRT then DIV (an ulp or two): RSQRT is in the phone-proven op set, SQRT and DIV are not
-(:mod:`nafnet_litert.device_ops`). The variance is never multiplied back by S^2 (at |x| in the thousands that
+(:mod:`nafnet_litert.litert.device_ops`). The variance is never multiplied back by S^2 (at |x| in the thousands that
 would overflow fp16 again).
 
 Which S: any positive S is exact; S only decides where fp16 holds, and the two ends pull apart (the squares
@@ -36,7 +36,7 @@ DEFAULT_SCALE = 32.0
 
 
 class ScaledLayerNorm2d(nn.Module):
-    """Drop-in replacement for :class:`~nafnet_litert.model.reference.LayerNorm2d` (same parameters)."""
+    """Drop-in replacement for :class:`~nafnet_litert.models.reference.LayerNorm2d` (same parameters)."""
 
     def __init__(self, channels: int, eps: float = 1e-6, scale: float = DEFAULT_SCALE) -> None:
         super().__init__()

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ModelFileError
+from ..errors import ModelFileError
 
 
 @dataclass

@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import Checkpoint, sha256_file
-from .io.files import atomic_write_bytes
-from .errors import ExportError
-from .model.deploy import DEFAULT_POOL_SCALE, to_deploy
+from ..models.checkpoint import Checkpoint, sha256_file
+from ..io.files import atomic_write_bytes
+from ..errors import ExportError
+from ..models.deploy import DEFAULT_POOL_SCALE, to_deploy
 
 PRECISIONS = ("fp16", "fp32")
 #: Names the graph recipe (ops and rewrites); bump it whenever an export of the same checkpoint changes, so caches
@@ -106,7 +106,7 @@ def convert_to_tflite(
     with _converter_output_captured(), torch.no_grad():
         import litert_torch  # imported here: its import prints optional-kernel warnings (torchao)
 
-        from .model.deploy.native_ops import register_litert
+        from ..models.deploy.native_ops import register_litert
 
         register_litert()  # SPLIT / DEPTH_TO_SPACE for the lean graph
         kwargs = {}
@@ -163,7 +163,7 @@ def export(
     network with no rewrite at all (what a plain litert-torch conversion gives): a baseline the audit should
     fail in fp16, never a model to ship.
     """
-    from .graph_audit import static_audit
+    from .static_audit import static_audit
 
     output = Path(output)
     size = parse_size(size)
@@ -187,14 +187,14 @@ def export(
         except ValueError as e:
             raise ExportError(str(e)) from None
     if tlc:
-        from .model.deploy.tlc_pool import to_tlc_deploy
+        from ..models.deploy.tlc_pool import to_tlc_deploy
 
         try:
             deploy = to_tlc_deploy(deploy, train_size=tlc_train_size)
         except ValueError as e:
             raise ExportError(str(e)) from None
     if lean:
-        from .model.deploy.lean import to_lean
+        from ..models.deploy.lean import to_lean
 
         deploy = to_lean(deploy, native_ops=native_ops)
     deploy_scales = getattr(deploy, "level_scales", [])
@@ -246,7 +246,7 @@ def export(
 
 
 def _tlc_sidecar(config, size: tuple[int, int], train_size: int) -> dict:
-    from .model.tlc import BASE_RATIO, tlc_kernels, tlc_pool_is_global
+    from ..models.tlc import BASE_RATIO, tlc_kernels, tlc_pool_is_global
 
     levels = []
     for level, k in enumerate(tlc_kernels(config, train_size, BASE_RATIO)):

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelFileError
+from ..errors import ModelFileError
 
 FP16_MAX = 65504.0
 FP16_MIN_SUBNORMAL = 2.0**-24  # 5.96e-8
@@ -206,7 +206,7 @@ def _short(name: str, width: int = 70) -> str:
 
 
 class _Flatbuffer:
-    """The parts of the flatbuffer :func:`~nafnet_litert.tflite_graph.read_graph` does not keep."""
+    """The parts of the flatbuffer :func:`~nafnet_litert.litert.graph.read_graph` does not keep."""
 
     def __init__(self, buf: bytes) -> None:
         from ai_edge_litert import schema_py_generated as schema
@@ -405,8 +405,8 @@ def measure_headroom(model_path: str | Path, x_nchw: np.ndarray, threads: int = 
     intermediate tensor preserved and report every op's fp16 headroom (see the module docstring)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    from .runtime.litert import infer_io, read_sidecar
-    from .tflite_graph import read_graph
+    from ..litert.runtime import infer_io, read_sidecar
+    from ..litert.graph import read_graph
 
     t0 = time.perf_counter()
     model_path = Path(model_path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..export import LAYOUTS, PRECISIONS
+from ..litert.convert import LAYOUTS, PRECISIONS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,8 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from ..checkpoint import resolve_checkpoint
-    from ..export import export
+    from ..models.checkpoint import resolve_checkpoint
+    from ..litert.convert import export
 
     ckpt = resolve_checkpoint(args.checkpoint)
     res = export(

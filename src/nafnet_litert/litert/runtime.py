@@ -76,7 +76,7 @@ class LiteRTModel:
         from ai_edge_litert.hardware_accelerator import HardwareAccelerator
         from ai_edge_litert.options import Options
 
-        from ..tflite_graph import read_graph
+        from .graph import read_graph
 
         if accelerator not in ("cpu", "gpu"):
             raise ValueError(f"unknown accelerator {accelerator!r} (expected 'cpu' or 'gpu')")

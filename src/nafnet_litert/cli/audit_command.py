@@ -33,11 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..audit import audit
-    from ..checkpoint import resolve_checkpoint
+    from ..verify.audit import audit
+    from ..models.checkpoint import resolve_checkpoint
     from ..errors import NafnetLitertError
-    from ..report import render_html, straight_comparison, write_html
-    from ..runtime.litert import read_sidecar
+    from ..verify.report import render_html, straight_comparison, write_html
+    from ..litert.runtime import read_sidecar
 
     if bool(args.reference) != bool(args.image):
         raise NafnetLitertError("--reference and --image go together (parity needs both)")

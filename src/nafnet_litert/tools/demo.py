@@ -13,13 +13,14 @@ import json
 import shutil
 import time
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from .errors import NafnetLitertError
+from ..errors import NafnetLitertError
 
-ASSETS = Path(__file__).parent / "assets"
+ASSETS = Path(str(resources.files("nafnet_litert") / "assets"))
 DEMO_BLUR = ASSETS / "gopro_demo_blur.png"
 DEMO_SHARP = ASSETS / "gopro_demo_sharp.png"
 ATTRIBUTION = "GoPro dataset, Nah et al., CVPR 2017 (CC BY 4.0)"
@@ -68,13 +69,13 @@ def _finite(v):
 def run_demo(
     out_dir: str | Path = "nafnet-demo", threads: int = 2, model: str = "default", image: str | Path | None = None
 ) -> DemoResult:
-    from .audit import parity_metrics
-    from .checkpoint import resolve_checkpoint
-    from .graph_audit import static_audit
-    from .io.files import atomic_write_text
-    from .io.image import Photo, read_photo, side_by_side, write_photo
-    from .metrics import psnr, ssim_standard, to_uint8
-    from .restore import Restorer
+    from ..verify.audit import parity_metrics
+    from ..models.checkpoint import resolve_checkpoint
+    from ..litert.static_audit import static_audit
+    from ..io.files import atomic_write_text
+    from ..io.image import Photo, read_photo, side_by_side, write_photo
+    from ..metrics import psnr, ssim_standard, to_uint8
+    from ..restore import Restorer
 
     out = Path(out_dir)
     try:

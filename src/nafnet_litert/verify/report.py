@@ -1,6 +1,6 @@
 """The self-contained HTML audit report (``nafnet-litert audit ... --report audit.html``).
 
-It shows every check of :class:`~nafnet_litert.audit.AuditReport` on the shipped file, the per-op fp16 headroom
+It shows every check of :class:`~nafnet_litert.verify.audit.AuditReport` on the shipped file, the per-op fp16 headroom
 of the file's own tensors, and, with ``--gpu``, the fp16 GPU output of our file beside the fp16 GPU output of a
 straight litert-torch conversion of the same checkpoint (:func:`straight_comparison`). Every image (base64) and
 chart (SVG) is inlined, so it is one file that opens anywhere.
@@ -21,12 +21,12 @@ import numpy as np
 def straight_comparison(model_path, reference, report, threads: int = 2) -> dict | None:
     """Export a straight litert-torch conversion of ``reference`` like ``model_path`` (same size, precision and
     layout, no rewrite), run it on the GPU accelerator in fp16 on the audit's first photo, and return its output
-    beside ours for the report (``report``: the :class:`~nafnet_litert.audit.AuditReport`, whose input and
+    beside ours for the report (``report``: the :class:`~nafnet_litert.verify.audit.AuditReport`, whose input and
     reference output are reused). None when the model has no sidecar saying how it was exported."""
     from .audit import _run_backend, parity_metrics
-    from .export import export
+    from ..litert.convert import export
     from .fp16 import export_options
-    from .runtime.litert import read_sidecar
+    from ..litert.runtime import read_sidecar
 
     opts = export_options(read_sidecar(model_path) or {})
     if opts is None:
@@ -121,7 +121,7 @@ def _check_lines(name, c):
 
 
 def render_html(report, sidecar: dict | None = None, straight: dict | None = None) -> str:
-    """One self-contained HTML page from an :class:`~nafnet_litert.audit.AuditReport` (and the straight
+    """One self-contained HTML page from an :class:`~nafnet_litert.verify.audit.AuditReport` (and the straight
     conversion's fp16 GPU run from :func:`straight_comparison`, when there is one)."""
     s = report.static
     esc = html.escape
@@ -151,7 +151,7 @@ def render_html(report, sidecar: dict | None = None, straight: dict | None = Non
     parts.append("<h2>Checks</h2>" + _check_rows(report))
     parts.append("<h2>Op histogram (red: rejected on phones, orange: unproven)</h2>")
     colour = {"rejected": "#c22", "unproven": "#e90", "proven": "#47a"}
-    from .device_ops import classify
+    from ..litert.device_ops import classify
 
     parts.append(_bar_svg([(k, float(v), colour[classify(k)]) for k, v in s["op_histogram"].items()]))
     fo = report.first_outputs
@@ -199,6 +199,6 @@ def render_html(report, sidecar: dict | None = None, straight: dict | None = Non
 
 
 def write_html(path: str | Path, text: str) -> None:
-    from .io.files import atomic_write_text
+    from ..io.files import atomic_write_text
 
     atomic_write_text(path, text)

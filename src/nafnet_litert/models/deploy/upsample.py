@@ -39,7 +39,7 @@ def _parity_masks(n: int, dim: int, like: torch.Tensor) -> tuple[torch.Tensor, t
 
 
 class InterleaveUpsample(nn.Module):
-    """Exact replacement for :class:`~nafnet_litert.model.reference.Upsample` (C -> C/2 channels, 2x size)."""
+    """Exact replacement for :class:`~nafnet_litert.models.reference.Upsample` (C -> C/2 channels, 2x size)."""
 
     def __init__(self, chan: int) -> None:
         super().__init__()

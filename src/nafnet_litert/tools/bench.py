@@ -1,7 +1,7 @@
 """Benchmark (not a test). Every figure comes from one run on one machine; ratios are the result.
 
     nafnet-litert bench [CKPT|default|random:GoPro-width32] [--size 256] [--runs 7] [--threads 1,2] [--json out.json]
-    python -m nafnet_litert.bench ...   (the same)
+    python -m nafnet_litert.tools.bench ...   (the same)
 
 Backends: PyTorch eager (reference and deploy), ONNX Runtime CPU (exported by the benchmark itself, same thread
 count), LiteRT XNNPACK fp32 and fp16; optionally (``--frame``) a 1280x720 frame tiled with the 256 model and
@@ -12,12 +12,9 @@ sgemm with the same thread count) and turned into the compute floor for the mode
 
 from __future__ import annotations
 
-import argparse
-import json
 import multiprocessing as mp
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -86,8 +83,8 @@ def _work(job: dict) -> dict:
     if kind.startswith("torch"):
         import torch
 
-        from .checkpoint import resolve_checkpoint
-        from .model.deploy import to_deploy
+        from ..models.checkpoint import resolve_checkpoint
+        from ..models.deploy import to_deploy
 
         torch.set_num_threads(n)
         net = resolve_checkpoint(job["model"]).build_reference()
@@ -105,18 +102,18 @@ def _work(job: dict) -> dict:
         name = sess.get_inputs()[0].name
         ms = _median_ms(lambda: sess.run(None, {name: x}), runs)
     elif kind == "litert":
-        from .runtime import LiteRTModel
+        from ..litert import LiteRTModel
 
         m = LiteRTModel(job["path"], "cpu", n)
         ms = _median_ms(lambda: m.run(x), runs)
     elif kind == "frame-tiled":
-        from .restore import Restorer
+        from ..restore import Restorer
 
         with Restorer(job["path"], threads=n) as restorer:
             img = x[0].transpose(1, 2, 0)
             ms = _median_ms(lambda: restorer.restore(img), runs, warmup=1)
     elif kind == "frame-tlc":
-        from .runtime import LiteRTModel
+        from ..litert import LiteRTModel
 
         m = LiteRTModel(job["path"], "cpu", n)
         ms = _median_ms(lambda: m.run(x), runs, warmup=1)
@@ -128,7 +125,7 @@ def _work(job: dict) -> dict:
 def _export_onnx(spec: str, size: tuple[int, int], path: Path) -> None:
     import torch
 
-    from .checkpoint import resolve_checkpoint
+    from ..models.checkpoint import resolve_checkpoint
 
     net = resolve_checkpoint(spec).build_reference()
     x = torch.rand(1, 3, *size)
@@ -139,10 +136,10 @@ def _export_onnx(spec: str, size: tuple[int, int], path: Path) -> None:
 
 
 def run_bench(spec: str, size=(256, 256), runs: int = 7, threads=(1, 2), frame: bool = False, log=print) -> dict:
-    from .checkpoint import resolve_checkpoint
-    from .export import export, parse_size
+    from ..models.checkpoint import resolve_checkpoint
+    from ..litert.convert import export, parse_size
 
-    from .errors import NafnetLitertError
+    from ..errors import NafnetLitertError
 
     try:
         import onnx  # noqa: F401
@@ -223,42 +220,3 @@ def _cpu_name() -> str:
     import platform
 
     return platform.processor() or "unknown"
-
-
-def add_arguments(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("checkpoint", nargs="?", default="random:GoPro-width32")
-    ap.add_argument("--size", default="256")
-    ap.add_argument("--runs", type=int, default=7, help="timed runs per backend (median reported; >= 5)")
-    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
-    ap.add_argument("--frame", action="store_true", help="also a 1280x720 frame: tiled 256 model and full-frame TLC")
-    ap.add_argument("--json", help="also write the results as JSON")
-
-
-def run_from_args(a: argparse.Namespace) -> int:
-    from .errors import NafnetLitertError
-
-    if a.runs < 5:
-        raise NafnetLitertError("--runs must be at least 5")
-    try:
-        threads = tuple(int(t) for t in str(a.threads).split(","))
-    except ValueError:
-        raise NafnetLitertError(f"--threads must be comma-separated whole numbers such as 1,2, got {a.threads!r}") from None
-    if not threads or min(threads) < 1:
-        raise NafnetLitertError(f"--threads must be at least 1, got {a.threads!r}")
-    if a.json and not Path(a.json).parent.is_dir():
-        raise NafnetLitertError(f"--json folder does not exist: {Path(a.json).parent}")
-    res = run_bench(a.checkpoint, a.size, a.runs, threads, a.frame, log=lambda m: print(m, file=sys.stderr))
-    print(format_table(res))
-    if a.json:
-        Path(a.json).write_text(json.dumps(res, indent=2) + "\n")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m nafnet_litert.bench", description=__doc__.split("\n\n")[0])
-    add_arguments(ap)
-    return run_from_args(ap.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,1 +1,0 @@
-"""One module per CLI subcommand; each only parses arguments and calls the library."""

@@ -1,0 +1,25 @@
+"""LiteRT: graph facts read from the flatbuffer (:mod:`.graph`), the phone-proven op tables (:mod:`.device_ops`)
+and the static audit (:mod:`.static_audit`), conversion (:mod:`.convert`), and running models on the CPU (XNNPACK)
+or LiteRT's GPU accelerator (:mod:`.runtime`, :mod:`.vulkan`). Nothing here imports PyTorch except
+:mod:`.convert`; names below load on first use."""
+
+from __future__ import annotations
+
+_LAZY = {
+    "GpuUnavailable": "runtime",
+    "LiteRTModel": "runtime",
+    "ensure_vulkan_icd": "runtime",
+    "VulkanSetup": "vulkan",
+    "fp16_install_hint": "vulkan",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)
