@@ -207,3 +207,16 @@ def test_restorer_returns_the_type_it_was_given(small_file):
             restore(np.zeros((4, 4, 5), np.uint8))
         with pytest.raises(NafnetLitertError, match="uint8, uint16 or float"):
             restore(np.zeros((4, 4, 3), np.int32))
+
+
+@pytest.mark.parametrize("full_frame", [False, True])
+def test_progress_counts_every_model_run(small_file, full_frame):
+    """The progress callback reports each model run, tiles and full frame alike, for float and integer images."""
+    img = photo_array("coffee.png", (70, 100), (30, 40))
+    with nl.Restorer(str(small_file), backend="torch", tile=32, overlap=8, full_frame=full_frame) as restore:
+        expected = restore.tiles_for(70, 100)
+        assert expected == (1 if full_frame else 12)
+        for x in (img, np.round(img * 255).astype(np.uint8)):
+            done = []
+            restore(x, progress=done.append)
+            assert sum(done) == expected
