@@ -74,6 +74,16 @@ def small_checkpoint():
 
 
 @pytest.fixture(scope="session")
+def small_exports(tmp_path_factory, small_checkpoint):
+    """``small_checkpoint`` exported at 64x64 (NCHW, the default recipe) in fp32 and fp16, once per session: an
+    export costs ~10 s of fixed converter work, so tests that only need "the small model as a file" share these."""
+    from nafnet_litert.litert.convert import export
+
+    d = tmp_path_factory.mktemp("small-exports")
+    return {p: export(small_checkpoint, d / f"small_64_{p}.tflite", 64, p) for p in ("fp32", "fp16")}
+
+
+@pytest.fixture(scope="session")
 def exported_w32(tmp_path_factory, w32_checkpoint):
     """GoPro-w32 (random non-zero weights) exported at 256x256 in fp32 and fp16, once per session."""
     from nafnet_litert.litert.convert import export

@@ -217,13 +217,11 @@ def test_input_shape_is_checked(tiny):
 
 
 @pytest.fixture(scope="module")
-def small_models(tmp_path_factory, small_checkpoint):
-    d = tmp_path_factory.mktemp("small")
-    out = {}
-    for precision, layout in (("fp32", "NCHW"), ("fp16", "NCHW"), ("fp32", "NHWC")):
-        p = d / f"small_{precision}_{layout}.tflite"
-        export(small_checkpoint, p, size=(64, 64), precision=precision, layout=layout)
-        out[(precision, layout)] = p
+def small_models(tmp_path_factory, small_checkpoint, small_exports):
+    out = {(p, "NCHW"): small_exports[p].model_path for p in ("fp32", "fp16")}
+    p = tmp_path_factory.mktemp("small") / "small_fp32_NHWC.tflite"
+    export(small_checkpoint, p, size=(64, 64), precision="fp32", layout="NHWC")
+    out[("fp32", "NHWC")] = p
     return out
 
 

@@ -47,7 +47,7 @@ def test_w32_graph_is_gpu_clean_and_complete(exported_w32):
         assert s["signatures"][0]["inputs"] == ["image"] and s["signatures"][0]["outputs"] == ["restored"]
 
 
-def test_lean_export_is_smaller_and_as_exact(tmp_path, small_checkpoint):
+def test_lean_export_is_smaller_and_as_exact(tmp_path, small_checkpoint, small_exports):
     photo = [skimage_photo("chelsea.png")]
     counts = {}
     n_blocks = sum(small_checkpoint.config.enc_blocks) + small_checkpoint.config.middle_blocks + sum(
@@ -55,10 +55,13 @@ def test_lean_export_is_smaller_and_as_exact(tmp_path, small_checkpoint):
     )
     n_ups = len(small_checkpoint.config.dec_blocks)
     for variant in ("deploy", "lean", "native"):
-        res = export(
-            small_checkpoint, tmp_path / f"m_{variant}.tflite", 64, "fp32", lean=variant != "deploy",
-            native_ops=variant == "native",
-        )  # fmt: skip
+        if variant == "lean":  # the default recipe: the session's shared export
+            res = small_exports["fp32"]
+        else:
+            res = export(
+                small_checkpoint, tmp_path / f"m_{variant}.tflite", 64, "fp32", lean=variant != "deploy",
+                native_ops=variant == "native",
+            )  # fmt: skip
         counts[variant] = res.sidecar["audit"]["node_count"]
         hist = res.sidecar["audit"]["op_histogram"]
         rep = audit(res.model_path, small_checkpoint, photo)

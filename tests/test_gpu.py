@@ -36,10 +36,8 @@ def _fp16_vulkan():
         pytest.skip(msg)
 
 
-def test_small_export_passes_both_gpu_passes_and_fp16_really_runs(tmp_path, small_checkpoint):
-    from nafnet_litert.litert.convert import export
-
-    res = export(small_checkpoint, tmp_path / "small.tflite", 64, "fp16")
+def test_small_export_passes_both_gpu_passes_and_fp16_really_runs(small_exports, small_checkpoint):
+    res = small_exports["fp16"]
     report = audit(res.model_path, small_checkpoint, [skimage_photo("chelsea.png")], gpu=True)
     g32, g16 = report.checks["gpu_fp32"], report.checks["gpu_fp16"]
     assert g32.passed and g32.data["fully_accelerated"] is True, report.format_text()

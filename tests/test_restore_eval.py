@@ -79,13 +79,12 @@ def test_eval_cli_rejects_a_folder_without_pairs(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_tflite_file_restorer_tiles_other_sizes_like_pytorch(tmp_path, small_checkpoint):
+def test_tflite_file_restorer_tiles_other_sizes_like_pytorch(small_exports, small_checkpoint):
     import torch
 
-    from nafnet_litert.litert.convert import export
     from nafnet_litert.restore.tiling import tiled_restore
 
-    path = export(small_checkpoint, tmp_path / "m.tflite", 64, "fp32").model_path
+    path = small_exports["fp32"].model_path
     img = photo_array("astronaut.png", (100, 150), offset=(200, 150))
     with Restorer(str(path)) as restorer:
         out = restorer(img)

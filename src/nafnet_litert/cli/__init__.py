@@ -1,4 +1,5 @@
-"""``nafnet-litert``: a thin shell over the Python API. One module per subcommand in :mod:`.commands`."""
+"""``nafnet-litert``: a thin shell over the Python API. One module per subcommand (``*_command.py``): each parses its
+arguments and calls the library."""
 
 from __future__ import annotations
 

@@ -155,9 +155,9 @@ def export(
 ) -> ExportResult:
     """Export ``ckpt`` to ``output`` (.tflite) and write ``output.json`` beside it. Atomic: no partial files.
 
-    ``tlc=True`` exports megvii's NAFNetLocal: TLC local pooling (:mod:`.model.deploy.tlc_pool`) with windows fixed
+    ``tlc=True`` exports megvii's NAFNetLocal: TLC local pooling (:mod:`..models.deploy.tlc_pool`) with windows fixed
     from ``tlc_train_size`` (the size the checkpoint was trained at). ``lean=True`` (default) folds every constant
-    scale and affine into convolutions (:mod:`.model.deploy.lean`); ``lean=False`` exports the three core rewrites
+    scale and affine into convolutions (:mod:`..models.deploy.lean`); ``lean=False`` exports the three core rewrites
     as they are. ``native_ops=True`` (lean only) uses SPLIT and DEPTH_TO_SPACE, which phones are documented to
     reject: the audit fails such a model; it is for desktop/browser WebGPU. ``straight=True`` converts the reference
     network with no rewrite at all (what a plain litert-torch conversion gives): a baseline the audit should

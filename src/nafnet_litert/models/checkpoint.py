@@ -212,7 +212,7 @@ def resolve_checkpoint(spec: str | Path) -> Checkpoint:
     """A checkpoint path, ``default`` (the bundled trained model), ``random:<preset>[@seed]`` for a
     structure-only randomly initialised preset, or ``stress:<any of these>`` for its stressed twin (the same
     function with the residual stream scaled so the bottleneck peaks at |x| = 175, as in trained GoPro-w32; see
-    :mod:`.model.stress`)."""
+    :mod:`.stress`)."""
     from .config import PRESETS
     from .zoo import bundled_path, is_default
 

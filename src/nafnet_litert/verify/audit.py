@@ -14,7 +14,7 @@ Every check runs on the model file the user ships; each is one entry of :attr:`A
   kernels store and accumulate in fp16 as a phone's do. The pass must really have run in fp16 (its output differs
   from the fp32 pass; identical output means "fp16 not exercised", an error), and must stay close to the
   reference: see :data:`GPU_FP16_THRESHOLDS` for the numbers and why.
-* ``fp16_headroom``: per-op fp16 headroom of the file's own tensors (:mod:`.artifact_headroom`), with the
+* ``fp16_headroom``: per-op fp16 headroom of the file's own tensors (:mod:`.headroom`), with the
   checkpoint's weights and with a stressed twin exported the same way.
 
 The thresholds are module constants, so the CLI holds no pass/fail policy of its own.
