@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from importlib import metadata
@@ -145,18 +146,26 @@ def test_restorer_export_cache_is_keyed_by_versions_and_temp_models_are_cleaned(
     with nl.Restorer(str(ckpt), **opts) as restorer:  # same versions: the cached model is reused
         assert np.array_equal(restorer(img), first)
     assert list(cache.glob("*.tflite")) == [cached]
-    # an upgrade of litert-torch (or of this package) changes the key: a new export, never the old graph
+    # From here on only naming and clean-up are under test: "export" copies the first model (no converter run).
+    exports = []
+
+    def fake_export(ck, path, *args, **kwargs):
+        exports.append(Path(path))
+        shutil.copyfile(cached, path)
+
     exp = sys.modules["nafnet_litert.litert.convert"]
+    monkeypatch.setattr(exp, "export", fake_export)
+    # an upgrade of litert-torch (or of this package) changes the key: a new export, never the old graph
     real = exp.library_versions
     monkeypatch.setattr(exp, "library_versions", lambda: {**real(), "litert-torch": "9.9.9"})
     with nl.Restorer(str(ckpt), **opts) as restorer:
-        restorer(img)
-    assert len(list(cache.glob("*.tflite"))) == 2
+        assert np.array_equal(restorer(img), first)
+    assert len(list(cache.glob("*.tflite"))) == 2 and exports[0].parent == cache and exports[0] != cached
     # a checkpoint without a file (random:, stress:) exports into a folder of its own, removed on close
     restorer = nl.Restorer(str(ckpt), **opts)
     restorer.ckpt.sha256 = None
     restorer(img)
     folder = Path(restorer._tmp.name)
-    assert any(folder.glob("*.tflite"))
+    assert any(folder.glob("*.tflite")) and exports[1].parent == folder
     restorer.close()
     assert not folder.exists()

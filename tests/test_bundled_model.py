@@ -67,3 +67,31 @@ def test_demo_runs_end_to_end(tmp_path):
     assert gain == pytest.approx(s["quality"]["restored_psnr"] - s["quality"]["blurry_psnr"], abs=1e-6)
     assert gain > 1.0  # 2.67 dB measured
     assert "GoPro dataset, Nah et al." in r.stdout
+
+
+@pytest.mark.slow
+def test_demo_takes_the_users_photo_and_rejects_a_bad_one(tmp_path, capsys):
+    """``demo --image``: the user's photo (a colour scikit-image crop here) at its own size, no ground truth so no
+    PSNR; an unreadable photo is one line and exit 2, with nothing written."""
+    from PIL import Image
+
+    from nafnet_litert.cli import main
+
+    from .conftest import photo_array
+
+    photo = tmp_path / "mine.png"
+    Image.fromarray((photo_array("rocket.jpg", (200, 150), (100, 200)) * 255).round().astype(np.uint8)).save(photo)
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), "--image", str(photo)]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["quality"] is None and s["photo"] == "mine.png" and s["photo_size"] == "150x200"
+    assert not (out / "sharp.png").exists()
+    assert Image.open(out / "restored.png").size == (150, 200)
+    assert Image.open(out / "compare.png").size == (2 * 150 + 8, 200)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG not really")
+    capsys.readouterr()
+    assert main(["demo", "-o", str(tmp_path / "demo2"), "--image", str(bad)]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and "not a readable image" in err[0]
+    assert not (tmp_path / "demo2").exists()

@@ -77,14 +77,14 @@ def run_demo(
     from ..metrics import psnr, ssim_standard, to_uint8
     from ..restore import Restorer
 
+    ckpt = resolve_checkpoint(model)
+    blurry = read_photo(image if image else DEMO_BLUR)  # bad input fails before anything is written
+    sharp = None if image else read_photo(DEMO_SHARP)
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise NafnetLitertError(f"cannot create the output folder {out} ({e.strerror})") from None
-    ckpt = resolve_checkpoint(model)
-    blurry = read_photo(image if image else DEMO_BLUR)
-    sharp = None if image else read_photo(DEMO_SHARP)
     h, w = blurry.color.shape[:2]
 
     with Restorer(ckpt, threads=threads) as lite:
