@@ -20,10 +20,13 @@ def test_version_is_the_installed_distribution():
     assert nl.__version__ == metadata.version("nafnet-litert")
 
 
-def test_package_and_litert_runtime_import_without_torch():
+def test_package_and_litert_runtime_import_without_torch_or_touching_the_environment():
     code = (
-        "import sys, nafnet_litert, nafnet_litert.litert.runtime, nafnet_litert.litert.graph, nafnet_litert.litert.device_ops;"
-        "bad = [m for m in ('torch', 'litert_torch') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+        "import os; env = dict(os.environ);"
+        "import sys, nafnet_litert, nafnet_litert.litert.runtime, nafnet_litert.litert.graph, nafnet_litert.litert.device_ops,"
+        " nafnet_litert.io.image, nafnet_litert.restore.restorer, nafnet_litert.metrics;"
+        "bad = [m for m in ('torch', 'litert_torch') if m in sys.modules] + [k for k in set(env) ^ set(os.environ)];"
+        "print(bad); sys.exit(1 if bad or env != dict(os.environ) else 0)"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
