@@ -36,6 +36,25 @@ def _fp16_vulkan():
         pytest.skip(msg)
 
 
+def test_gpu_models_leave_the_environment_as_they_found_it(small_exports):
+    """The Vulkan driver is named to the loader only while a model compiles: afterwards the process environment is
+    unchanged, and models compiled then (and runs after) still get the GPU (enforce_f32 = the CPU's result)."""
+    import numpy as np
+
+    from nafnet_litert.litert import LiteRTModel
+
+    env = dict(os.environ)
+    path = small_exports["fp32"].model_path
+    x = np.random.default_rng(0).random((1, 3, 64, 64), dtype=np.float32)
+    with LiteRTModel(path, "cpu") as cpu:
+        ref = cpu.run(x)
+    for _ in range(2):
+        with LiteRTModel(path, "gpu", gpu_precision="fp32") as gpu:
+            assert dict(os.environ) == env
+            assert gpu.is_fully_accelerated() and np.abs(gpu.run(x) - ref).max() <= 1e-4
+    assert dict(os.environ) == env
+
+
 def test_small_export_passes_both_gpu_passes_and_fp16_really_runs(small_exports, small_checkpoint):
     res = small_exports["fp16"]
     report = audit(res.model_path, small_checkpoint, [skimage_photo("chelsea.png")], gpu=True)

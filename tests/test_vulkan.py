@@ -52,8 +52,8 @@ def _private_lavapipe(prefix: Path, version: str = "25.0.7-2~bpo12+1") -> Path:
 def world(tmp_path, monkeypatch):
     """A machine made of tmp paths: no GPU, a Vulkan loader, no lavapipe, no SwiftShader, no user ICD."""
     for var in ("VK_ICD_FILENAMES", "VK_DRIVER_FILES", vk.LAVAPIPE_ENV):
-        # setenv first, so the original state (absent too) is restored after the test: ensure_vulkan_icd writes
-        # VK_ICD_FILENAMES itself, and a fake ICD left behind would blind the later GPU tests of this process.
+        # setenv first, so the original state (absent too) is restored after the test: a fake ICD left behind
+        # would blind the later GPU tests of this process.
         monkeypatch.setenv(var, "")
         monkeypatch.delenv(var)
     loader = tmp_path / "lib" / "libvulkan.so.1"
@@ -67,7 +67,6 @@ def world(tmp_path, monkeypatch):
     monkeypatch.setattr(vk, "SYSTEM_LAVAPIPE_GLOB", str(tmp_path / "icd.d" / "lvp_icd*.json"))
     monkeypatch.setattr(vk, "SWIFTSHADER_ICDS", (str(tmp_path / "chromium" / "vk_swiftshader_icd.json"),))
     monkeypatch.setattr(vk, "DEFAULT_LAVAPIPE_PREFIX", str(tmp_path / "opt" / "lavapipe"))
-    monkeypatch.setattr(vk, "_CHOSEN", {})
     return tmp_path
 
 
@@ -77,13 +76,20 @@ def _swiftshader(world: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------------ selection rules
-def test_private_lavapipe_is_chosen_and_set_for_the_loader(world):
+def test_private_lavapipe_is_chosen_and_set_for_the_loader_only_while_compiling(world, monkeypatch):
     icd = _private_lavapipe(world / "opt" / "lavapipe")
     _swiftshader(world)
     setup = ensure_vulkan_icd()
     assert setup == VulkanSetup(icd=str(icd), kind="lavapipe", fp16_expected=True)
-    assert os.environ["VK_ICD_FILENAMES"] == str(icd)
-    assert ensure_vulkan_icd() == setup  # idempotent: a second call reports the same choice, not "env"
+    assert "VK_ICD_FILENAMES" not in os.environ  # choosing changes nothing process-wide
+    assert ensure_vulkan_icd() == setup  # idempotent
+    with vk.vulkan_env(setup):
+        assert os.environ["VK_ICD_FILENAMES"] == str(icd)
+    assert "VK_ICD_FILENAMES" not in os.environ
+    monkeypatch.setenv("VK_ICD_FILENAMES", "/users/own.json")  # a user's value is put back too
+    with vk.vulkan_env(setup):
+        assert os.environ["VK_ICD_FILENAMES"] == str(icd)
+    assert os.environ["VK_ICD_FILENAMES"] == "/users/own.json"
 
 
 def test_lavapipe_prefix_env_overrides_the_default(world, monkeypatch):
@@ -110,8 +116,10 @@ def test_debian12_mesa_22_lavapipe_is_refused_for_swiftshader(world):
     """Dawn refuses Mesa 22.3's lavapipe ("No adapters found"): SwiftShader is used, and it has no fp16."""
     _icd(world / "icd.d" / "lvp_icd.x86_64.json", str(_fake_driver(world / "sys" / "libvulkan_lvp.so", "22.3.6")))
     sw = _swiftshader(world)
-    assert ensure_vulkan_icd() == VulkanSetup(icd=str(sw), kind="swiftshader", fp16_expected=False)
-    assert os.environ["VK_ICD_FILENAMES"] == str(sw)
+    setup = ensure_vulkan_icd()
+    assert setup == VulkanSetup(icd=str(sw), kind="swiftshader", fp16_expected=False)
+    with vk.vulkan_env(setup):
+        assert os.environ["VK_ICD_FILENAMES"] == str(sw)
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,8 @@
 
 The GPU path uses LiteRT's own GPU accelerator (ML Drift over WebGPU). On a machine without a GPU it runs on a
 software Vulkan: Mesa 25 lavapipe (real fp16 kernels; ``scripts/install_lavapipe.sh``) or SwiftShader (fp32 only).
-:func:`~.vulkan.ensure_vulkan_icd` points the Vulkan loader at one before the first GPU model is compiled.
+:func:`~.vulkan.ensure_vulkan_icd` picks one and :func:`~.vulkan.vulkan_env` points the Vulkan loader at it while a GPU
+model compiles.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .vulkan import (  # noqa: F401  (re-exported: the runtime's public names)
     GpuUnavailable,
     VulkanSetup,
     ensure_vulkan_icd,
+    vulkan_env,
     fp16_install_hint,
 )
 
@@ -102,7 +104,8 @@ class LiteRTModel:
                     hardware_accelerators=HardwareAccelerator.GPU,
                     gpu_options=GpuOptions(enforce_f32=gpu_precision == "fp32"),
                 )
-                self._cm = CompiledModel.from_file(str(self.path), options=opts)
+                with vulkan_env(self.vulkan):
+                    self._cm = CompiledModel.from_file(str(self.path), options=opts)
             else:
                 from ai_edge_litert.cpu_options import CpuOptions
 

@@ -10,12 +10,15 @@ Order, first match wins (:func:`ensure_vulkan_icd`):
    skipped: Dawn refuses it ("No adapters found").
 4. SwiftShader from Debian's ``chromium`` package: it has no ``shaderFloat16``, so "fp16" computes in fp32.
 
-Dawn picks its adapter once per process, at the first GPU model: changing ``VK_ICD_FILENAMES`` afterwards has no
-effect, so this must run before the first GPU ``CompiledModel`` (``LiteRTModel`` calls it).
+The choice reaches the Vulkan loader through ``VK_ICD_FILENAMES``, set only while a GPU model is compiled
+(:func:`vulkan_env`, which ``LiteRTModel`` uses) and put back after: the process environment is left as it was.
+Dawn picks its adapter when the GPU accelerator starts; a model compiled and run after the variable is restored
+keeps its device (tested).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import glob
 import json
@@ -71,8 +74,6 @@ class VulkanSetup:
     fp16_expected: bool
 
 
-#: Setups this module put into VK_ICD_FILENAMES, by the value it set (so a second call reports the same kind).
-_CHOSEN: dict[str, VulkanSetup] = {}
 
 
 def fp16_install_hint() -> str:
@@ -196,24 +197,36 @@ def _is_swiftshader(icds: str) -> bool:
 
 def _choose(icd: str, kind: str, fp16: bool) -> VulkanSetup:
     setup = VulkanSetup(icd=icd, kind=kind, fp16_expected=fp16)
-    os.environ["VK_ICD_FILENAMES"] = icd
-    _CHOSEN[icd] = setup
     return setup
+
+
+@contextlib.contextmanager
+def vulkan_env(setup: VulkanSetup | None):
+    """``VK_ICD_FILENAMES`` pointing at ``setup``'s driver for the duration of the block (when this module chose
+    it), then the caller's value back (or no variable, as before)."""
+    if setup is None or setup.icd is None or setup.kind == "env":
+        yield
+        return
+    old = os.environ.get("VK_ICD_FILENAMES")
+    os.environ["VK_ICD_FILENAMES"] = setup.icd
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("VK_ICD_FILENAMES", None)
+        else:
+            os.environ["VK_ICD_FILENAMES"] = old
 
 
 def ensure_vulkan_icd() -> VulkanSetup:
     """Make a Vulkan device visible to LiteRT's GPU accelerator (see the module's doc for the order).
 
-    Sets ``VK_ICD_FILENAMES`` (except for a real GPU, where the system loader is kept); idempotent. Call it
-    before the first GPU model of the process. Raises :class:`GpuUnavailable` with what to install when there
-    is no usable Vulkan driver.
+    Changes no environment variable: :func:`vulkan_env` applies the choice while a model compiles. Raises
+    :class:`GpuUnavailable` with what to install when there is no usable Vulkan driver.
     """
     user = os.environ.get("VK_ICD_FILENAMES") or os.environ.get("VK_DRIVER_FILES")
     if user:
-        if user in _CHOSEN and os.environ.get("VK_ICD_FILENAMES") == user:
-            setup = _CHOSEN[user]
-        else:
-            setup = VulkanSetup(icd=user, kind="env", fp16_expected=not _is_swiftshader(user))
+        setup = VulkanSetup(icd=user, kind="env", fp16_expected=not _is_swiftshader(user))
         for part in user.split(os.pathsep):
             lib = icd_library(part) if part.endswith(".json") else None
             if lib is not None and lib.name.startswith("libvulkan_lvp"):
