@@ -209,7 +209,7 @@ def test_audit_rejects_gpu_hostile_graphs(tmp_path, module, problem):
         assert device_ops.classify(problem) == "rejected" and problem in st.rejected
         entry = out["checks"]["ops"]["rejected"][problem]
         assert entry["count"] >= 1 and entry["reason"] and entry["source"]
-    assert set(out["checks"]) == {"ops", "rank"}  # both static checks reported, whichever failed
+    assert set(out["checks"]) == {"ops", "rank", "io"}  # every static check reported, whichever failed
 
 
 def test_unproven_op_fails_unless_allowed(tmp_path):
@@ -257,7 +257,7 @@ def test_cli_convert_and_audit_small_model_nhwc(tmp_path, small_checkpoint):
     rep = json.loads(r.stdout)
     m = rep["checks"]["parity_cpu"]["images"][0]["vs_reference"]
     assert rep["passed"] and m["corr"] >= 0.999999 and m["max_abs"] <= 1e-4, m
-    assert set(rep["checks"]) == {"ops", "rank", "parity_cpu"}
+    assert set(rep["checks"]) == {"ops", "rank", "io", "parity_cpu"}
 
 
 @pytest.mark.parametrize(

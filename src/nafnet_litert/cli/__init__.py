@@ -8,6 +8,7 @@ import contextlib
 import io
 import os
 import sys
+import threading
 
 from ..errors import NafnetLitertError
 
@@ -78,23 +79,51 @@ def native_logs_to_file():
         os.dup2(log.fileno(), 2)
     sys.stdout = io.TextIOWrapper(os.fdopen(out_fd, "wb", buffering=0), write_through=True)
     sys.stderr = io.TextIOWrapper(os.fdopen(err_fd, "wb", buffering=0), write_through=True)
+    import atexit
+
+    atexit.register(sys.stdout.close)  # closed, not collected: no ResourceWarning at exit
+    atexit.register(sys.stderr.close)
     yield
 
 
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception so that every ``atomic_path`` removes its temporary file."""
+
+
+def _on_sigterm(signum, frame):  # pragma: no cover - exercised in a subprocess
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+    import warnings
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     parser = build_parser()
     args = parser.parse_args(argv)
-    with native_logs_to_file():
-        try:
-            return int(args.func(args) or 0)
-        except NafnetLitertError as e:
-            print(f"nafnet-litert {args.command}: error: {e}", file=sys.stderr)
-            return e.exit_code
-        except KeyboardInterrupt:
-            print("nafnet-litert: interrupted", file=sys.stderr)
-            return 130
-        except BrokenPipeError:  # the reader went away (`... | head`): stop quietly, like other tools
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            return 141
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    else:  # pragma: no cover
+        previous = None
+    try:
+        with native_logs_to_file(), warnings.catch_warnings():
+            if not os.environ.get("NAFNET_LITERT_VERBOSE"):
+                warnings.simplefilter("ignore")  # library warnings (torch, the converter): noise before one line
+            try:
+                return int(args.func(args) or 0)
+            except NafnetLitertError as e:
+                print(f"nafnet-litert {args.command}: error: {e}", file=sys.stderr)
+                return e.exit_code
+            except KeyboardInterrupt:
+                print("nafnet-litert: interrupted", file=sys.stderr)
+                return 130
+            except Terminated:
+                print("nafnet-litert: terminated", file=sys.stderr)
+                return 143
+            except BrokenPipeError:  # the reader went away (`... | head`): stop quietly, like other tools
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                return 141
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

@@ -47,6 +47,10 @@ def run(args: argparse.Namespace) -> int:
         raise NafnetLitertError(f"--threads must be at least 1, got {args.threads}")
     if args.report and not Path(args.report).parent.is_dir():
         raise NafnetLitertError(f"report folder does not exist: {Path(args.report).parent}")
+    if args.report:
+        from ..io.files import check_writable
+
+        check_writable(Path(args.report).parent, "report folder")
     for img in args.image:
         if not Path(img).is_file():
             raise NafnetLitertError(f"image not found: {img}")

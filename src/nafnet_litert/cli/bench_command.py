@@ -40,6 +40,13 @@ def run(a: argparse.Namespace) -> int:
         raise NafnetLitertError(f"--threads must be at least 1, got {a.threads!r}")
     if a.json and not Path(a.json).parent.is_dir():
         raise NafnetLitertError(f"--json folder does not exist: {Path(a.json).parent}")
+    if a.json:
+        from ..io.files import check_writable
+
+        check_writable(Path(a.json).parent, "--json folder")
+    from ..litert.convert import check_size, parse_size
+
+    check_size(parse_size(a.size), 16)  # every NAFNet preset halves the image 4 times
     res = run_bench(a.checkpoint, a.size, a.runs, threads, a.frame, log=lambda m: print(m, file=sys.stderr))
     print(format_table(res))
     if a.json:

@@ -96,6 +96,9 @@ def _outside(a: dict) -> str:
 
 
 def _scale(text: str):
+    """``auto`` or one power of two from 1/256 to 32768 (a power of two only shifts exponents: exact)."""
+    import math
+
     from ..errors import ExportError
 
     if text == "auto":
@@ -103,7 +106,7 @@ def _scale(text: str):
     try:
         value = float(text)
     except ValueError:
-        raise ExportError(f"bad --scale {text!r}: use auto or a positive number such as 8") from None
-    if not value > 0 or value == float("inf"):
-        raise ExportError(f"bad --scale {text!r}: use auto or a positive number such as 8")
+        raise ExportError(f"bad --scale {text!r}: use auto or a power of 2 such as 8") from None
+    if not (math.isfinite(value) and value > 0 and math.log2(value).is_integer() and -8 <= math.log2(value) <= 15):
+        raise ExportError(f"bad --scale {text!r}: use auto or a power of 2 from 1/256 to 32768, such as 8")
     return value

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from ..io.image import DEFAULT_MAX_PIXELS
 from .common import add_restore_arguments
 
 
@@ -23,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_restore_arguments(p)
     p.add_argument("--compare", action="store_true", help="also write NAME_compare (before | after)")
     p.add_argument("--skip-existing", action="store_true", help="skip inputs whose output exists")
+    p.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6,
+                   help="refuse photos above this size before decoding them (decompression bombs)")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -31,12 +35,24 @@ def run(args: argparse.Namespace) -> int:
     from ..restore import Restorer, plan_jobs, run_jobs
     from .common import restore_options
 
+    from PIL import Image
+
+    from ..errors import NafnetLitertError
+
+    if not args.max_megapixels > 0:
+        raise NafnetLitertError(f"--max-megapixels must be positive, got {args.max_megapixels}")
+    max_pixels = int(args.max_megapixels * 1e6)
+    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, max_pixels // 2)  # Pillow refuses at twice this
     jobs = plan_jobs(Path(args.input), Path(args.output), args.compare, args.skip_existing)
     if not jobs:
         print("nothing to do: every output exists (--skip-existing)")
         return 0
     with Restorer(args.model, **restore_options(args)) as restorer:
-        stats = run_jobs(restorer, jobs, progress=not args.quiet)
+        stats = run_jobs(restorer, jobs, progress=not args.quiet, max_pixels=max_pixels)
     rate = stats.images / stats.seconds if stats.seconds else 0.0
     print(f"deblurred {stats.images} file(s) in {stats.seconds:.1f} s ({rate:.2f} images/s) -> {args.output}")
+    if stats.failed:
+        print(f"{len(stats.failed)} of {len(jobs)} file(s) failed (each reported above); the others are done",
+              file=sys.stderr)  # fmt: skip
+        return 2
     return 0

@@ -34,13 +34,20 @@ def run(args: argparse.Namespace) -> int:
     from ..restore import Restorer
     from .common import restore_options
 
+    from ..io.files import check_writable
+
+    if args.name and (Path(args.name).name != args.name or args.name in (".", "..")):
+        raise NafnetLitertError(f"--name is a file stem, not a path: {args.name!r} (use -o for the folder)")
     pairs = find_pairs(args.data)
     out = Path(args.out)
     if not out.is_dir():
         raise NafnetLitertError(f"output folder does not exist: {out}")
+    check_writable(out)
     save = Path(args.save) if args.save else None
     if save is not None and not save.is_dir():
         raise NafnetLitertError(f"--save folder does not exist: {save}")
+    if save is not None:
+        check_writable(save, "--save folder")
     with Restorer(args.model, **restore_options(args)) as restore:
         result = evaluate(restore, pairs, progress=not args.quiet, save=save)
     backend = "litert" if str(args.model).endswith(".tflite") else args.backend

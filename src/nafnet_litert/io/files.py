@@ -1,24 +1,59 @@
-"""Atomic output: everything the package writes goes to a temporary name in the target folder and is renamed
-into place only when complete, so a failure or Ctrl-C never leaves a half-written file."""
+"""Output files, safely: atomic writes with the user's permissions, and checks made before any work starts.
+
+* **Atomic.** Everything the package writes goes to a temporary name in the target folder and is renamed into place
+  only when complete, so a failure, Ctrl-C or SIGTERM never leaves a half-written file.
+* **Permissions.** A new file gets the mode the user's umask gives any new file (0644 under 022), not the 0600 of a
+  temporary file; a replaced file keeps its own mode.
+* **Up front.** :func:`check_writable` finds out before minutes of work whether an output can be written there.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from ..errors import NafnetLitertError
+
+
+class OutputError(NafnetLitertError):
+    """An output cannot be written where it was asked for."""
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it (Linux ``/proc``); elsewhere set-and-restore."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # pragma: no cover - non-Linux fallback
+    os.umask(mask)  # pragma: no cover
+    return mask  # pragma: no cover
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix, so writers pick the right format); on success it
-    replaces ``path``, on any exception it is removed."""
+    replaces ``path`` with the mode of the file it replaces (or the umask's for a new file), on any exception it
+    is removed."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".part", dir=path.parent)
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        mode = 0o666 & ~current_umask()
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".part", dir=path.parent)
+    except OSError as e:
+        raise OutputError(f"cannot write {path} ({e.strerror})") from None
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -36,3 +71,29 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
         with open(tmp, "w", encoding="utf-8", newline="") as f:
             f.write(text)
     return Path(path)
+
+
+def check_writable(folder: str | Path, what: str = "output folder") -> Path:
+    """Make sure files can be created in ``folder`` (or, if it does not exist yet, in the nearest existing folder
+    above it, where it would be created): a file is really created and removed, which also catches read-only
+    mounts and root-owned folders. Returns ``folder``; raises :class:`OutputError` with one line."""
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise OutputError(f"{what} {folder}: {probe} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as e:
+        raise OutputError(f"cannot write to the {what} {folder} ({e.strerror or e})") from None
+    return folder
+
+
+def is_hidden(path: Path, root: Path) -> bool:
+    """True for a file or folder below ``root`` whose name starts with a dot (``.git``, ``.DS_Store``, macOS
+    AppleDouble ``._IMG_0001.JPG``)."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)

@@ -75,6 +75,8 @@ class Photo:
     icc: bytes | None = None
     exif: bytes | None = None
     extra: dict = field(default_factory=dict)
+    #: What the reader had to decide that the user should hear about (e.g. "page 1 of 3 used").
+    notes: list[str] = field(default_factory=list)
 
     @property
     def gray(self) -> bool:
@@ -135,56 +137,160 @@ def _split(a: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return a, None
 
 
-def read_photo(path: str | Path) -> Photo:
+#: Pixels above which a photo is refused before decoding (a decompression bomb guard): Pillow's own limit.
+#: ``deblur --max-megapixels`` raises it (and Pillow's with it, in the CLI's process).
+DEFAULT_MAX_PIXELS = 178_956_970
+#: EXIF/TIFF tags that describe a photo (kept on writing); layout tags (strips, compression, predictor, sample
+#: format, ...) describe one file's encoding and are never copied onto new data.
+DESCRIPTIVE_TAGS = (0x010E, 0x010F, 0x0110, 0x0131, 0x0132, 0x013B, 0x8298)
+_EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
+
+
+def read_photo(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Photo:
+    """Decode a photo with one policy for every format, mode, depth, layout and page count:
+
+    * PNG: Pillow, and pypng for 16-bit (which Pillow cuts to 8 bits); TIFF: tifffile (with imagecodecs, so LZW,
+      Deflate and JPEG compression work), planar layouts rearranged, the first page of a multi-page file (with a
+      note saying so), MINISWHITE inverted, palettes applied; JPEG/WebP/others: Pillow.
+    * Depths: 8-bit -> uint8, 16-bit -> uint16, 1-bit -> uint8 0/255, float in [0, 1] -> uint16. Other integer
+      depths and out-of-range floats are refused with one line.
+    * Modes: gray, gray+alpha, RGB, RGBA kept; palette -> RGB(A); CMYK, YCbCr, LAB -> RGB.
+    * EXIF orientation applied (and reset in the kept EXIF); ICC kept.
+    """
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"image not found: {path}")
+    notes: list[str] = []
     try:
-        with Image.open(path) as im:
-            icc = im.info.get("icc_profile")
-            exif = Image.Exif()
-            exif.load(im.getexif().tobytes())  # a copy: resetting orientation must not touch the image
-            orientation = int(exif.get(_ORIENTATION, 1) or 1)
-            if orientation != 1:
-                exif[_ORIENTATION] = 1
-            exif_bytes = exif.tobytes() if len(exif) else None
-            arr = _sixteen_bit(path, im)
-            if arr is None:
-                if im.mode in ("I;16", "I;16B", "I;16L"):
-                    arr = np.asarray(im).astype(np.uint16)
-                elif im.mode in ("L", "LA", "RGB", "RGBA"):
-                    arr = np.asarray(im)
-                elif im.mode == "P" and "transparency" in im.info:
-                    arr = np.asarray(im.convert("RGBA"))
-                else:
-                    arr = np.asarray(im.convert("RGB"))
-            arr = _orient(arr, orientation)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ImageError(f"{path.name}: not a readable image ({e})") from None
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        if magic in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):  # TIFF / BigTIFF: tifffile reads it all
+            arr, icc, exif = _read_tiff(path, notes, max_pixels)
+        else:
+            with Image.open(path) as im:
+                _check_pixels(path, *im.size, max_pixels)
+                icc = im.info.get("icc_profile")
+                exif = Image.Exif()
+                exif.load(im.getexif().tobytes())  # a copy: resetting orientation must not touch the image
+                arr = _sixteen_bit_png(path, im) if im.format == "PNG" else None
+                if arr is None:
+                    arr = _pillow_pixels(path, im)
+        orientation = int(exif.get(_ORIENTATION, 1) or 1)
+        if _ORIENTATION in exif:
+            exif[_ORIENTATION] = 1
+        exif_bytes = exif.tobytes() if len(exif) else None
+        arr = _orient(arr, orientation if orientation in range(1, 9) else 1)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"{path.name}: refused as a possible decompression bomb ({e}); raise --max-megapixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, IndexError, KeyError, TypeError, EOFError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ImageError(f"{path.name}: not a readable image ({msg})") from None
     color, alpha = _split(np.ascontiguousarray(arr))
-    return Photo(np.ascontiguousarray(color), alpha, icc, exif_bytes, {"format": path.suffix.lower()})
+    if color.shape[2] not in (1, 3):
+        raise ImageError(f"{path.name}: {color.shape[2]} colour channels (only gray and RGB are supported)")
+    return Photo(np.ascontiguousarray(color), alpha, icc, exif_bytes, {"format": path.suffix.lower()}, notes)
 
 
-def _sixteen_bit(path: Path, im: Image.Image) -> np.ndarray | None:
-    """The pixels of a 16-bit RGB(A)/gray PNG or TIFF, which Pillow would reduce to 8 bits; else None."""
-    suffix = path.suffix.lower()
-    if suffix == ".png" and im.mode not in ("I;16", "I;16B", "I;16L"):
-        import png
+def _check_pixels(path: Path, w: int, h: int, max_pixels: int | None) -> None:
+    if max_pixels and w * h > max_pixels:
+        raise ImageError(
+            f"{path.name}: {w}x{h} is {w * h / 1e6:.0f} megapixels, above the limit of {max_pixels / 1e6:.0f} "
+            "(raise it with --max-megapixels)"
+        )
 
-        r = png.Reader(filename=str(path))
-        w, h, rows, info = r.asDirect()
-        if info["bitdepth"] != 16:
-            return None
-        planes = info["planes"]
-        a = np.vstack([np.asarray(row, np.uint16) for row in rows]).reshape(h, w, planes)
-        return a[:, :, 0] if planes == 1 else a
-    if suffix in (".tif", ".tiff"):
-        import tifffile
 
-        a = tifffile.imread(str(path))
-        if a.dtype == np.uint16:
-            return a
-    return None
+def _descriptive(exif: Image.Exif) -> Image.Exif:
+    """Only the tags that describe the photo (camera, date, author, orientation)."""
+    out = Image.Exif()
+    for tag in DESCRIPTIVE_TAGS + (_ORIENTATION,):
+        if tag in exif:
+            out[tag] = exif[tag]
+    return out
+
+
+def _pillow_pixels(path: Path, im: Image.Image) -> np.ndarray:
+    mode = im.mode
+    if mode in ("L", "LA", "RGB", "RGBA"):
+        return np.asarray(im)
+    if mode.startswith("I;16"):
+        return np.asarray(im).astype(np.uint16)
+    if mode == "1":
+        return np.asarray(im.convert("L"))
+    if mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in im.info
+        return np.asarray(im.convert("RGBA" if has_alpha else "RGB"))
+    if mode == "F":
+        return _float_to_u16(np.asarray(im), path)
+    if mode in ("I", "I;32"):
+        raise ImageError(f"{path.name}: 32-bit integer pixels are not supported (use 8 or 16 bits per channel)")
+    return np.asarray(im.convert("RGBA" if "A" in im.getbands() else "RGB"))  # CMYK, YCbCr, LAB, HSV, RGBX, ...
+
+
+def _float_to_u16(a: np.ndarray, path: Path) -> np.ndarray:
+    a = np.asarray(a, np.float64)
+    if not np.isfinite(a).all() or a.min() < -1e-6 or a.max() > 1 + 1e-6:
+        raise ImageError(
+            f"{path.name}: floating-point pixels must be in [0, 1] (found {np.nanmin(a):.4g}..{np.nanmax(a):.4g})"
+        )
+    return np.round(np.clip(a, 0, 1) * 65535).astype(np.uint16)
+
+
+def _read_tiff(path: Path, notes: list[str], max_pixels: int | None) -> tuple[np.ndarray, bytes | None, Image.Exif]:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tf:
+        pages = len(tf.pages)
+        page = tf.pages[0]
+        _check_pixels(path, page.imagewidth, page.imagelength, max_pixels)
+        if pages > 1:
+            notes.append(f"page 1 of {pages} used")
+        exif = Image.Exif()
+        for tag in DESCRIPTIVE_TAGS + (_ORIENTATION,):
+            t = page.tags.get(tag)
+            if t is not None and isinstance(t.value, (str, int)):
+                exif[tag] = t.value
+        a = page.asarray()
+        if a.ndim == 3 and int(page.planarconfig) == 2:  # SEPARATE: samples first
+            a = np.moveaxis(a, 0, -1)
+        if a.ndim > 3 or (a.ndim == 3 and a.shape[2] > 4 and int(page.planarconfig) != 2):
+            raise ImageError(f"{path.name}: unsupported TIFF layout (array {a.shape})")
+        photometric = int(page.photometric)
+        if photometric == 3 and page.colormap is not None:  # PALETTE: 16-bit colormap, 3 x 2**bits
+            cmap = np.asarray(page.colormap)
+            a = np.moveaxis(cmap[:, a], 0, -1)
+            a = a if cmap.max() > 255 else a.astype(np.uint8)
+        if a.dtype == np.bool_:
+            a = a.astype(np.uint8) * 255
+        if a.dtype.kind == "f":
+            a = _float_to_u16(a, path)
+        elif a.dtype not in (np.uint8, np.uint16):
+            raise ImageError(f"{path.name}: {a.dtype} TIFF pixels are not supported (use 8 or 16 bits per channel)")
+        if photometric == 0:  # MINISWHITE: 0 is white
+            a = np.iinfo(a.dtype).max - a
+        if a.ndim == 3 and a.shape[2] > 4:
+            a = a[:, :, :4]
+        if a.ndim == 3 and photometric == 5:  # SEPARATED (CMYK)
+            cmyk = Image.fromarray(a[:, :, :4] if a.dtype == np.uint8 else (a[:, :, :4] >> 8).astype(np.uint8), "CMYK")
+            a = np.asarray(cmyk.convert("RGB"))
+        icc_tag = page.tags.get(34675)
+        icc = bytes(icc_tag.value) if icc_tag is not None else None
+    return a, icc, exif
+
+
+def _sixteen_bit_png(path: Path, im: Image.Image) -> np.ndarray | None:
+    """The pixels of a 16-bit PNG, which Pillow reduces to 8 bits for colour; else None."""
+    if im.mode.startswith("I;16"):
+        return np.asarray(im).astype(np.uint16)
+    import png
+
+    w, h, rows, info = png.Reader(filename=str(path)).asDirect()
+    if info["bitdepth"] != 16:
+        return None
+    planes = info["planes"]
+    a = np.vstack([np.asarray(row, np.uint16) for row in rows]).reshape(h, w, planes)
+    return a[:, :, 0] if planes == 1 else a
 
 
 def write_photo(photo: Photo, path: str | Path, quality: int = 95) -> None:

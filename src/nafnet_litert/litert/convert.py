@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..models.checkpoint import Checkpoint, sha256_file
-from ..io.files import atomic_write_bytes
+from ..io.files import atomic_write_bytes, check_writable
 from ..errors import ExportError
 from ..models.deploy import DEFAULT_POOL_SCALE, to_deploy
 
@@ -48,8 +48,19 @@ def parse_size(text: str | int | tuple[int, int]) -> tuple[int, int]:
     return h, w
 
 
+#: The largest export: 4096 px a side and 16.8 megapixels. A full-frame w32 graph that large needs tens of GB
+#: to convert; ``deblur`` runs any photo size through a 256 px tile model instead.
+MAX_EXPORT_SIDE = 4096
+MAX_EXPORT_PIXELS = 4096 * 4096
+
+
 def check_size(size: tuple[int, int], multiple: int) -> None:
     h, w = size
+    if h > MAX_EXPORT_SIDE or w > MAX_EXPORT_SIDE or h * w > MAX_EXPORT_PIXELS:
+        raise ExportError(
+            f"size {h}x{w} is above the export limit ({MAX_EXPORT_SIDE} px a side, "
+            f"{MAX_EXPORT_PIXELS / 1e6:.1f} megapixels): export a tile size and let deblur tile larger photos"
+        )
     if h <= 0 or w <= 0 or h % multiple or w % multiple:
         raise ExportError(
             f"size {h}x{w} is not a multiple of {multiple} (this network halves the image "
@@ -173,6 +184,7 @@ def export(
         raise ExportError(f"output must end in .tflite, got {output.name}")
     if not output.parent.exists():
         raise ExportError(f"output folder does not exist: {output.parent}")
+    check_writable(output.parent)
     if native_ops and not lean:
         raise ExportError("native ops (SPLIT, DEPTH_TO_SPACE) exist only in the lean graph: drop --no-lean")
     if straight and (tlc or native_ops):

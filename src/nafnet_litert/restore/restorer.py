@@ -61,12 +61,28 @@ def export_key() -> str:
 def cache_dir() -> Path:
     """Where restorers keep the models they export: ``$NAFNET_LITERT_CACHE``, default ``~/.cache/nafnet-litert``.
     A model's name holds the checkpoint's hash, the size, precision, TLC and :func:`export_key`."""
+    from ..io.files import check_writable
+
     d = Path(os.environ.get("NAFNET_LITERT_CACHE") or Path.home() / ".cache" / "nafnet-litert")
     try:
         d.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise NafnetLitertError(f"cannot create the model cache {d} ({e.strerror}); set NAFNET_LITERT_CACHE") from None
+    check_writable(d, "model cache (set NAFNET_LITERT_CACHE to move it)")
     return d
+
+
+def _intact(model: Path) -> bool:
+    """A cached model is used only when its sidecar's SHA-256 matches the file."""
+    import json
+
+    from ..models.checkpoint import sha256_file
+
+    try:
+        meta = json.loads(model.with_suffix(".json").read_text())
+        return model.is_file() and meta.get("model_sha256") == sha256_file(model)
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -120,6 +136,8 @@ class Restorer:
                 f"{Path(model).name} is a LiteRT model: the torch backend needs the checkpoint it came from"
             )
         self.ckpt = model if isinstance(model, Checkpoint) else None if self._tflite else resolve_checkpoint(model)
+        if not self._tflite and opts.backend == "litert" and self.ckpt.sha256:
+            cache_dir()  # a cache that cannot be written is found now, not after the first photo
         self._lite: dict[tuple[int, int], object] = {}
         self._paths: dict[tuple[int, int], Path] = {}
         self._torch = None
@@ -191,7 +209,7 @@ class Restorer:
             if self._tmp is None:
                 self._tmp = tempfile.TemporaryDirectory(prefix="nafnet-litert-")
             path = Path(self._tmp.name) / name
-        if not path.is_file():
+        if not _intact(path):  # missing, or damaged (a crash, a full disk, a hand edit): export it again
             export(self.ckpt, path, size, o.precision, tlc=tlc)
         m = LiteRTModel(path, "gpu" if o.gpu else "cpu", o.threads)
         self._lite[size] = m

@@ -7,6 +7,8 @@ Every check runs on the model file the user ships; each is one entry of :attr:`A
   REDUCE_MAX of two constants) fails; an op on neither list is "unproven on phones" and fails unless the caller
   allows unproven ops.
 * ``rank`` (static): no tensor above rank 4.
+* ``io`` (static): the image-to-image contract: one float32 input ``[1,C,H,W]`` (or ``[1,H,W,C]``), C = 1 or 3,
+  and one float32 output of the same shape (a classifier or any other model fails here).
 * ``parity_cpu``: LiteRT CPU (XNNPACK) against the PyTorch reference on real photos.
 * ``gpu_fp32``: LiteRT's GPU accelerator *alone* (no CPU fallback) with ``enforce_f32``: residency and graph
   correctness.
@@ -246,6 +248,8 @@ def _format_check(name: str, c: Check) -> list[str]:
             note = "allowed by --allow-unproven" if d["allow_unproven"] else "pass --allow-unproven to accept"
             out.append(pad + "unproven on phones: " + ", ".join(f"{k} x{v}" for k, v in d["unproven"].items()) + f" ({note})")
         return out
+    if name == "io":
+        return [label + f"{d['contract']} -> {_verdict(c)}" + (f" ({c.error})" if c.error else "")]
     if name == "rank":
         extra = f" (above: {', '.join(f'{k} x{v}' for k, v in d['ops_above_limit'].items())})" if d["ops_above_limit"] else ""
         return [label + f"max tensor rank {d['max_rank']} (limit {d['limit']}){extra} -> {_verdict(c)}"]
@@ -311,6 +315,30 @@ def _image_rows(names, outs, refs, inputs, cpu_outs=None) -> list[dict]:
     return rows
 
 
+def io_check(model_path: str | Path) -> Check:
+    """One float32 image in ([1,C,H,W] or [1,H,W,C], C = 1 or 3) and one float32 image of the same shape out."""
+    g = read_graph(model_path)
+    ins = [g.tensors[i] for i in g.inputs]
+    outs = [g.tensors[i] for i in g.outputs]
+    text = ", ".join(f"{t.dtype}{list(t.shape)}" for t in ins) + " -> " + ", ".join(
+        f"{t.dtype}{list(t.shape)}" for t in outs
+    )
+    error = None
+    if len(ins) != 1 or len(outs) != 1:
+        error = f"{len(ins)} input(s) and {len(outs)} output(s), expected one image each"
+    else:
+        i, o = ins[0], outs[0]
+        shape = list(i.shape)
+        image = len(shape) == 4 and shape[0] == 1 and (shape[1] in (1, 3) or shape[3] in (1, 3))
+        if not image:
+            error = f"input {shape} is not a [1,C,H,W] or [1,H,W,C] image (C = 1 or 3)"
+        elif list(o.shape) != shape:
+            error = f"output {list(o.shape)} differs from the input {shape}: not image to image"
+        elif i.dtype.lower() != "float32" or o.dtype.lower() != "float32":
+            error = f"{i.dtype} -> {o.dtype}, expected float32 in and out"
+    return Check("io", error is None, {"contract": f"image to image: {text}"}, error)
+
+
 def audit(
     model_path: str | Path,
     reference=None,
@@ -328,6 +356,7 @@ def audit(
     report = AuditReport(model=Path(model_path).name, static=st.summary())
     report.checks["ops"] = st.ops_check()
     report.checks["rank"] = st.rank_check()
+    report.checks["io"] = io_check(model_path)
     images = list(images or [])
     if (gpu or fp16) and not images:
         raise ValueError("the GPU and fp16 checks need at least one image")
