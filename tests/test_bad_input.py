@@ -368,3 +368,14 @@ def test_row23_a_damaged_cached_model_is_rebuilt(tmp_path, ckpt, monkeypatch):
     model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])  # a crash or a full disk mid-write
     with nl.Restorer(str(ckpt), **opts) as r:
         assert np.array_equal(r(img), first)
+
+
+def test_size_limit_names_the_option_that_raises_it(tmp_path, ckpt, capsys):
+    """Decompression bombs: a photo above --max-megapixels is refused before decoding, and the message says which
+    option raises the limit; raising it lets the same photo through."""
+    Image.fromarray(_u8()).save(tmp_path / "p.png")  # 40 x 56 = 2240 pixels
+    args = ["deblur", str(tmp_path / "p.png"), "-o", str(tmp_path / "o.png"), *_fast(ckpt)]
+    line = _refused(capsys, [*args, "--max-megapixels", "0.001"], "above the limit")
+    assert "--max-megapixels" in line and not (tmp_path / "o.png").exists()
+    assert main([*args, "--max-megapixels", "0.01"]) == 0
+    _refused(capsys, [*args, "--max-megapixels", "0"], "--max-megapixels must be positive")

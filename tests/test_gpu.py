@@ -131,3 +131,21 @@ def test_fp16_gpu_fails_the_straight_conversion_and_passes_ours(stressed_w32):
     assert m["residual_corr"] < GPU_FP16_THRESHOLDS["residual_corr"] - 0.05  # far below, not at the edge
     mo = js_ours["checks"]["gpu_fp16"]["images"][0]["vs_reference"]
     assert mo["residual_corr"] > 1 - (1 - GPU_FP16_THRESHOLDS["residual_corr"]) / 5  # 5x inside the limit
+
+
+def test_deblur_gpu_stdout_carries_only_its_own_line(tmp_path, small_exports):
+    """A real process on the GPU accelerator: LiteRT's native INFO lines (it logs its OpenCL/WebGPU probe on
+    stdout) go to the log file, so stdout is the one summary line (issue #13, row 20)."""
+    import numpy as np
+    from PIL import Image
+
+    photo = tmp_path / "p.png"
+    Image.fromarray((np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)).save(photo)
+    r = subprocess.run(
+        [sys.executable, "-m", "nafnet_litert.cli", "deblur", str(photo), "-o", str(tmp_path / "q.png"),
+         "--model", str(small_exports["fp32"].model_path), "--gpu", "--quiet"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = [ln for ln in r.stdout.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("deblurred 1 file(s)"), r.stdout
