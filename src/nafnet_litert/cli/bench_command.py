@@ -50,5 +50,7 @@ def run(a: argparse.Namespace) -> int:
     res = run_bench(a.checkpoint, a.size, a.runs, threads, a.frame, log=lambda m: print(m, file=sys.stderr))
     print(format_table(res))
     if a.json:
-        Path(a.json).write_text(json.dumps(res, indent=2) + "\n")
+        from ..io.files import atomic_write_text
+
+        atomic_write_text(a.json, json.dumps(res, indent=2) + "\n")
     return 0

@@ -38,5 +38,7 @@ def run(a: argparse.Namespace) -> int:
     res = study(a.data, a.model, a.tile, overlaps, a.threads)
     print(format_table(res))
     if a.json:
-        Path(a.json).write_text(json.dumps(res, indent=2) + "\n")
+        from ..io.files import atomic_write_text
+
+        atomic_write_text(a.json, json.dumps(res, indent=2) + "\n")
     return 0

@@ -72,7 +72,7 @@ def run_demo(
     from ..verify.audit import parity_metrics
     from ..models.checkpoint import resolve_checkpoint
     from ..litert.static_audit import static_audit
-    from ..io.files import atomic_write_text
+    from ..io.files import atomic_path, atomic_write_text
     from ..io.image import Photo, read_photo, side_by_side, write_photo
     from ..metrics import psnr, ssim_standard, to_uint8
     from ..restore import Restorer
@@ -101,9 +101,10 @@ def run_demo(
     restored = blurry.with_color(rgb_lite)
 
     shipped = out / f"{Path(ckpt.path).stem if ckpt.path else 'model'}_{tile}x{tile}_fp16.tflite"
-    shutil.copyfile(tflite, shipped)
-    if tflite.with_suffix(".json").is_file():
-        shutil.copyfile(tflite.with_suffix(".json"), shipped.with_suffix(".json"))
+    for src, dst in ((tflite, shipped), (tflite.with_suffix(".json"), shipped.with_suffix(".json"))):
+        if src.is_file():
+            with atomic_path(dst) as tmp:
+                shutil.copyfile(src, tmp)
     st = static_audit(shipped).summary()
 
     panels = [blurry, restored] + ([sharp] if sharp else [])

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from ..models.checkpoint import load_checkpoint, save_safetensors
-from ..io.files import atomic_path
+from ..io.files import atomic_path, check_writable
 from ..errors import NafnetLitertError
 from ..metrics import psnr, to_uint8
 from ..models.config import PRESETS, NAFNetConfig
@@ -202,6 +202,7 @@ def train(
         raise TrainError(f"output must be a .safetensors file, got {out_path}")
     if out_path.is_dir():
         raise TrainError(f"output {out_path} is a folder")
+    check_writable(out_path.parent)  # before hours of training, not after
     out_path.parent.mkdir(parents=True, exist_ok=True)
     state_path = state_path_for(out_path)
     data.eligible(crop)  # fail now, not at the first batch
