@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         eval_command,
         tiling_study_command,
         train_command,
+        web_command,
     )
 
     parser = argparse.ArgumentParser(
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         train_command,
         bench_command,
         tiling_study_command,
+        web_command,
     ):
         mod.register(sub)
     return parser

@@ -1,0 +1,195 @@
+"""Deblur in the browser: a static site that runs the exported model with LiteRT.js (WebGPU or WASM), and a local
+server for it.
+
+``build_site(model, out)`` writes:
+
+* ``model_fp32.tflite`` — the tile model for WASM (fp16-weight models are not fully accelerated on WASM: LiteRT.js
+  runs their DEQUANTIZE ops outside XNNPACK, 2–5× slower);
+* ``model_webgpu.tflite`` — the same tile model with fp16 weights for WebGPU (half the download; the GPU
+  dequantizes at load and the result matches fp32 weights to ~1e-5);
+* ``litert/core``, ``litert/wasm-utils`` — LiteRT.js at pinned versions (:data:`LITERTJS`), checked against the npm
+  registry's SHA-512 integrity, with their licence;
+* ``index.html`` and ``nafnet.js`` (the embedding API: ``loadDeblurrer``, ``deblurrer.deblur``, ``info``).
+
+How LiteRT.js reaches the site: the two npm tarballs are downloaded once from the npm registry into the model cache
+(``$NAFNET_LITERT_CACHE/npm``), verified against the integrity hashes pinned here, and unpacked into each site. Not
+in the wheel (the WASM files are 38 MB, four builds for different browser features) and no Node.js/npm needed; a
+machine without network access can pass the two ``.tgz`` files with ``--npm-dir``. Nothing is loaded from a CDN:
+the site works offline from 127.0.0.1.
+
+``serve(site, port)`` serves it on 127.0.0.1 with ``Cross-Origin-Opener-Policy: same-origin`` and
+``Cross-Origin-Embedder-Policy: require-corp``, so the page is cross-origin isolated and WASM can use threads.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.server
+import io
+import shutil
+import tarfile
+import urllib.request
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from ..errors import NafnetLitertError
+
+#: npm package -> (version, tarball URL, registry integrity). Bump all three together.
+LITERTJS = {
+    "core": (
+        "2.5.3",
+        "https://registry.npmjs.org/@litertjs/core/-/core-2.5.3.tgz",
+        "sha512-PlGmbMOq9WitX7FO0jhbdJw9GthatsyuCQXjTt/wJZo0FLaw48q4tz8IwqgqCIkviYGr9OFDL1kCnN4nzWoyJQ==",
+    ),
+    "wasm-utils": (
+        "2.5.3",
+        "https://registry.npmjs.org/@litertjs/wasm-utils/-/wasm-utils-2.5.3.tgz",
+        "sha512-4fJiw6tBQnIs+0jH/OQ16nYOiSl8/+zZnn5h2ul8aTKHi05sVqZW580Tmk78pC2kT39A9OYBVdFawteZ/sI1kQ==",
+    ),
+}
+SITE_FILES = ("index.html", "nafnet.js")
+
+
+class WebError(NafnetLitertError):
+    """The site cannot be built or served as asked."""
+
+
+def _integrity(data: bytes) -> str:
+    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+
+
+def npm_tarball(name: str, npm_dir: Path | None = None) -> bytes:
+    """The pinned LiteRT.js tarball ``name``: from ``npm_dir`` (offline), else the cache, else the npm registry;
+    always checked against the pinned integrity."""
+    from ..restore.restorer import cache_dir
+
+    version, url, integrity = LITERTJS[name]
+    filename = f"litertjs-{name}-{version}.tgz"
+    candidates = ([npm_dir / filename] if npm_dir else []) + [cache_dir() / "npm" / filename]
+    for path in candidates:
+        if path.is_file():
+            data = path.read_bytes()
+            if _integrity(data) == integrity:
+                return data
+            if npm_dir and path.parent == npm_dir:
+                raise WebError(f"{path}: not the pinned @litertjs/{name} {version} (integrity differs)")
+    if npm_dir:
+        raise WebError(f"{filename} is not in {npm_dir} (get it with: npm pack @litertjs/{name}@{version})")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r:
+            data = r.read()
+    except OSError as e:
+        raise WebError(
+            f"cannot download @litertjs/{name} {version} from the npm registry ({e}); on an offline machine pass "
+            f"--npm-dir with {filename} (npm pack @litertjs/{name}@{version})"
+        ) from None
+    if _integrity(data) != integrity:
+        raise WebError(f"@litertjs/{name} {version} from {url} does not match its pinned integrity: refusing it")
+    from ..io.files import atomic_write_bytes
+
+    (cache_dir() / "npm").mkdir(exist_ok=True)
+    atomic_write_bytes(cache_dir() / "npm" / filename, data)
+    return data
+
+
+def _unpack(data: bytes, dest: Path) -> None:
+    """An npm tarball (everything under ``package/``) into ``dest``; nothing may escape it."""
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tf:
+        for m in tf.getmembers():
+            if not m.isfile():
+                continue
+            rel = Path(m.name)
+            if rel.parts[0] != "package" or ".." in rel.parts or rel.is_absolute():
+                raise WebError(f"unexpected path in the LiteRT.js tarball: {m.name}")
+            target = dest.joinpath(*rel.parts[1:])
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(tf.extractfile(m).read())
+
+
+@dataclass
+class Site:
+    folder: Path
+    files: dict[str, int]  # relative path -> bytes (the main ones)
+    tile: int
+
+
+def build_site(model="default", out="nafnet-web", tile: int = 256, npm_dir: str | Path | None = None) -> Site:
+    """Export ``model`` (anything ``convert`` accepts) as a ``tile``-px tile model in fp32 (WASM) and fp16 weights
+    (WebGPU), and write the site around it into ``out`` (created; an existing site there is replaced)."""
+    from ..io.files import check_writable
+    from ..litert.convert import check_size, export
+    from ..models.checkpoint import resolve_checkpoint
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise WebError(f"{out} is a file: the site needs a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / "index.html").is_file():
+        raise WebError(f"{out} is not empty and is not a site written by this command: choose another folder")
+    check_writable(out)
+    ckpt = resolve_checkpoint(model)
+    check_size((tile, tile), ckpt.config.padder_size)
+    tarballs = {name: npm_tarball(name, Path(npm_dir) if npm_dir else None) for name in LITERTJS}
+    out.mkdir(parents=True, exist_ok=True)
+    export(ckpt, out / "model_fp32.tflite", tile, "fp32")
+    export(ckpt, out / "model_webgpu.tflite", tile, "fp16")
+    for name, data in tarballs.items():
+        shutil.rmtree(out / "litert" / name, ignore_errors=True)
+        _unpack(data, out / "litert" / name)
+    assets = resources.files("nafnet_litert") / "assets" / "web"
+    for name in SITE_FILES:
+        (out / name).write_bytes((assets / name).read_bytes())
+    licence = Path("/usr/share/common-licenses/Apache-2.0")
+    notice = (
+        "LiteRT.js (@litertjs/core and @litertjs/wasm-utils "
+        f"{LITERTJS['core'][0]}) is Copyright 2025 Google LLC, licensed under the Apache License, Version 2.0 "
+        "(https://www.apache.org/licenses/LICENSE-2.0), as its package.json and file headers state.\n\n"
+    )
+    text = notice + (licence.read_text() if licence.is_file() else "")
+    (out / "litert" / "LICENSE").write_text(text)
+    files = {p.relative_to(out).as_posix(): p.stat().st_size for p in out.glob("*") if p.is_file()}
+    return Site(out, files, tile)
+
+
+class SiteHandler(http.server.SimpleHTTPRequestHandler):
+    """Static files with cross-origin isolation (WASM threads) and the right MIME types; no directory listings."""
+
+    extensions_map = {
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        ".js": "text/javascript",
+        ".mjs": "text/javascript",
+        ".wasm": "application/wasm",
+        ".tflite": "application/octet-stream",
+        ".json": "application/json",
+    }
+
+    def end_headers(self) -> None:
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        self.send_header("Cross-Origin-Resource-Policy", "same-origin")
+        self.send_header("Cache-Control", "no-cache")
+        super().end_headers()
+
+    def list_directory(self, path):  # noqa: D102 - no listings
+        self.send_error(404)
+        return None
+
+    def log_message(self, format, *args) -> None:  # quiet: the CLI prints one line per start
+        pass
+
+
+def make_server(site: str | Path, port: int = 8000, handler=SiteHandler) -> http.server.ThreadingHTTPServer:
+    """A server for ``site`` on 127.0.0.1:``port`` (0 = any free port), not yet serving."""
+    import functools
+
+    site = Path(site)
+    if not (site / "index.html").is_file() or not (site / "nafnet.js").is_file():
+        raise WebError(f"{site} is not a site written by 'nafnet-litert web' (no index.html / nafnet.js)")
+    if not 0 <= port <= 65535:
+        raise WebError(f"--port must be between 0 and 65535, got {port}")
+    try:
+        return http.server.ThreadingHTTPServer(("127.0.0.1", port), functools.partial(handler, directory=str(site)))
+    except OSError as e:
+        raise WebError(f"cannot listen on 127.0.0.1:{port} ({e.strerror})") from None
