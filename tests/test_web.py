@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import shutil
 import subprocess
 import threading
-import time
 import urllib.request
 from pathlib import Path
 
@@ -20,10 +18,8 @@ from PIL import Image
 
 import nafnet_litert as nl
 from nafnet_litert.cli import main
-from nafnet_litert.models.checkpoint import save_safetensors
-from nafnet_litert.tools.web import SiteHandler, build_site, make_server
+from nafnet_litert.tools.web import build_site, make_server
 
-from .conftest import photo_array
 
 
 def _chromium() -> str:
@@ -36,83 +32,87 @@ def _chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory, small_checkpoint):
-    """The small test network as a 64 px tile site (LiteRT.js from the npm registry, integrity-checked)."""
-    d = tmp_path_factory.mktemp("web")
-    ckpt = d / "small.safetensors"
-    save_safetensors(small_checkpoint.state_dict, ckpt)
-    return build_site(str(ckpt), d / "site", tile=64).folder
+def site(tmp_path_factory):
+    """The bundled model as a 128 px tile site (LiteRT.js from the npm registry, integrity-checked): what
+    ``nafnet-litert web`` writes, at a smaller tile so the software WebGPU finishes quickly."""
+    return build_site("default", tmp_path_factory.mktemp("web") / "site", tile=128).folder
 
 
-class _Reporting(SiteHandler):
-    events: queue.Queue
+@pytest.fixture(scope="module")
+def browser():
+    """The system Chromium driven by Playwright (no browser download)."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    exe = _chromium()
+    with playwright.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=exe, args=["--no-sandbox", "--enable-unsafe-webgpu"])
+        yield b
+        b.close()
 
-    def do_POST(self):  # the page's test hook posts what happened
-        n = int(self.headers["Content-Length"])
-        self.events.put(json.loads(self.rfile.read(n)))
-        self.send_response(204)
-        self.end_headers()
 
-
-def _run_page(site: Path, tmp_path: Path, image: Path, accelerator: str, timeout: float = 240) -> list[dict]:
-    """Open the page in headless Chromium with ``?image=`` and collect its events until it is done or fails."""
-    shutil.copy(image, site / image.name)
-    events: queue.Queue = queue.Queue()
-    handler = type("H", (_Reporting,), {"events": events})
-    server = make_server(site, 0, handler)
+@pytest.fixture(scope="module")
+def served(site):
+    server = make_server(site, 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = (f"http://127.0.0.1:{server.server_address[1]}/index.html?accelerator={accelerator}"
-           f"&image={image.name}&report=/__report")  # fmt: skip
-    flags = ["--headless=new", "--no-sandbox", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", f"--user-data-dir={tmp_path / 'profile'}"]  # fmt: skip
-    if accelerator != "wasm":
-        flags.append("--enable-unsafe-webgpu")
-    browser = subprocess.Popen([_chromium(), *flags, url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    seen = []
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def run_page(browser, served: str, site: Path, image: Path, accelerator: str, threads: int | None = None,
+             screenshot: Path | None = None) -> tuple[str, dict, list[str], dict]:  # fmt: skip
+    """Open ``index.html?image=...`` and wait for the automation hook: (status, result JSON, page errors, ready
+    info); with ``screenshot``, a full-page screenshot is written there."""
+    shutil.copy(image, site / image.name)
+    page = browser.new_page(viewport={"width": 1000, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    query = f"accelerator={accelerator}&image={image.name}" + (f"&threads={threads}" if threads else "")
     try:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            try:
-                e = events.get(timeout=2)
-            except queue.Empty:
-                continue
-            seen.append(e)
-            if e["event"] in ("done", "error"):
-                time.sleep(0.5)  # an uncaught exception would follow at once
-                while not events.empty():
-                    seen.append(events.get())
-                return seen
-        raise AssertionError(f"the page did not finish in {timeout} s: {seen}")
+        page.goto(f"{served}/index.html?{query}")
+        page.wait_for_function("document.body.dataset.status", timeout=300_000)
+        status = page.evaluate("document.body.dataset.status")
+        result = json.loads(page.inner_text("#result-json") if status == "done" else
+                            page.evaluate("document.getElementById('result-json').textContent"))  # fmt: skip
+        ready = json.loads(page.evaluate("document.body.dataset.ready || 'null'") or "null") or {}
+        if status == "done":
+            result["png"] = page.get_attribute("#output", "src")
+        if screenshot:
+            page.screenshot(path=str(screenshot), full_page=True)
+        return status, result, errors, ready
     finally:
-        browser.kill()
-        browser.wait()
-        server.shutdown()
-        server.server_close()
+        page.close()
 
 
 def _photo(tmp_path: Path) -> tuple[Path, np.ndarray]:
-    a = (photo_array("chelsea.png", (100, 150), (60, 100)) * 255).round().astype(np.uint8)
-    p = tmp_path / "photo.png"
+    """A 320x200 crop of a real GoPro frame (the demo's held-out blurry crop)."""
+    from nafnet_litert.tools.demo import DEMO_BLUR
+
+    a = np.asarray(Image.open(DEMO_BLUR).convert("RGB"))[28:228]
+    p = tmp_path / "gopro_320x200.png"
     Image.fromarray(a).save(p)
     return p, a
 
 
-def _pixels(event: dict) -> np.ndarray:
-    return np.array(event["pixels"], np.uint8).reshape(event["height"], event["width"], 4)
+def _pixels(result: dict) -> np.ndarray:
+    import base64
+    import io
+
+    head, data = result["png"].split(",", 1)
+    assert head == "data:image/png;base64"
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGBA"))
 
 
-def test_wasm_page_matches_the_python_restorer(site, tmp_path):
-    """WASM (threads: the server makes the page cross-origin isolated) deblurs a 150x100 photo in 64 px tiles and
-    gives the Python LiteRT restorer's pixels on the same fp32 tile model (±1 of 255: float rounding)."""
+def test_wasm_page_matches_the_python_restorer(browser, served, site, tmp_path):
+    """WASM (threads: the server makes the page cross-origin isolated) deblurs the 320x200 GoPro crop in 128 px
+    tiles and gives the Python LiteRT restorer's pixels on the same fp32 tile model within 1/255."""
     photo, a = _photo(tmp_path)
-    events = _run_page(site, tmp_path, photo, "wasm")
-    ready = next(e for e in events if e["event"] == "ready")
-    done = next(e for e in events if e["event"] == "done")
-    assert not [e for e in events if e["event"] in ("error", "uncaught")], events
-    assert ready["isolated"] is True and ready["info"]["backend"] == "wasm" and ready["info"]["tile"] == 64
-    out = _pixels(done)
+    status, result, errors, ready = run_page(browser, served, site, photo, "wasm")
+    assert status == "done" and errors == [], (result, errors)
+    assert ready["isolated"] is True and ready["threads"] >= 1 and ready["tile"] == 128
+    assert result["backend"] == "wasm" and (result["width"], result["height"]) == (320, 200)
+    out = _pixels(result)
     with nl.Restorer(str(site / "model_fp32.tflite")) as restorer:
-        assert restorer.options.tile == 64 and restorer.options.overlap == done["info"]["overlap"] == 32
+        assert restorer.options.tile == 128 and restorer.options.overlap == ready["overlap"] == 32
         ref = restorer(a)
     diff = np.abs(out[:, :, :3].astype(int) - ref)
     assert diff.max() <= 1 and (diff > 0).mean() < 0.01, (diff.max(), (diff > 0).mean())
@@ -121,26 +121,31 @@ def test_wasm_page_matches_the_python_restorer(site, tmp_path):
 
 
 @pytest.mark.slow
-def test_webgpu_page_is_fully_accelerated_and_agrees_with_wasm(site, tmp_path):
+def test_webgpu_page_is_fully_accelerated_and_matches_python(browser, served, site, tmp_path):
     """WebGPU (SwiftShader here) runs the fp16-weight tile model fully accelerated; its pixels match the Python
-    restorer on the fp32 model within 1 of 255."""
+    restorer on the fp32 model within 1/255; the screenshot of the finished page is not blank."""
     photo, a = _photo(tmp_path)
-    events = _run_page(site, tmp_path, photo, "auto")
-    done = next(e for e in events if e["event"] == "done")
-    assert done["info"]["backend"] == "webgpu" and done["info"]["fullyAccelerated"] is True
-    assert done["info"]["modelBytes"] == (site / "model_webgpu.tflite").stat().st_size
+    shot = tmp_path / "page.png"
+    status, result, errors, _ = run_page(browser, served, site, photo, "auto", screenshot=shot)
+    assert status == "done" and errors == [], (result, errors)
+    assert result["backend"] == "webgpu" and result["fullyAccelerated"] is True
+    assert result["modelBytes"] == (site / "model_webgpu.tflite").stat().st_size
     with nl.Restorer(str(site / "model_fp32.tflite")) as restorer:
         ref = restorer(a)
-    assert np.abs(_pixels(done)[:, :, :3].astype(int) - ref).max() <= 1
+    assert np.abs(_pixels(result)[:, :, :3].astype(int) - ref).max() <= 1
+    img = np.asarray(Image.open(shot).convert("RGB")).astype(float)
+    assert img.std() > 20 and img.shape[0] > 400  # the page with its before/after images, not blank
+    if os.environ.get("NAFNET_LITERT_SCREENSHOT"):  # how README's screenshot is made
+        shutil.copy(shot, os.environ["NAFNET_LITERT_SCREENSHOT"])
 
 
-def test_a_bad_file_is_a_message_not_an_exception(site, tmp_path):
-    bad = tmp_path / "broken.png"
-    bad.write_bytes(b"\x89PNG\r\n\x1a\n not an image")
-    events = _run_page(site, tmp_path, bad, "wasm")
-    errors = [e for e in events if e["event"] == "error"]
-    assert errors and "not an image this browser can read" in errors[0]["message"]
-    assert not [e for e in events if e["event"] == "uncaught"], events
+def test_a_bad_file_is_a_message_not_an_exception(browser, served, site, tmp_path):
+    """A text file named .png: the error state with a message, and no exception in the page."""
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is a text file, not a photo")
+    status, result, errors, _ = run_page(browser, served, site, bad, "wasm")
+    assert status == "error" and "not an image this browser can read" in result["error"]
+    assert errors == []
 
 
 def test_serve_isolates_the_page_and_the_site_is_complete(site):
@@ -170,10 +175,11 @@ def test_serve_isolates_the_page_and_the_site_is_complete(site):
 def test_web_and_serve_errors_are_one_line(tmp_path, capsys):
     afile = tmp_path / "afile"
     afile.write_text("x")
+    (tmp_path / "litertjs-core-2.5.3.tgz").write_bytes(b"a tarball someone swapped")  # integrity must refuse it
     for args, message in (
         (["web", "-o", str(afile)], "is a file"),
         (["web", "-o", str(tmp_path / "s"), "--tile", "100"], "multiple of 16"),
-        (["web", "-o", str(tmp_path / "s"), "--npm-dir", str(tmp_path)], "is not in"),
+        (["web", "-o", str(tmp_path / "s"), "--npm-dir", str(tmp_path)], "not the pinned @litertjs/core"),
         (["serve", str(tmp_path)], "is not a site"),
     ):
         assert main(args) == 2, args
