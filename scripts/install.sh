@@ -25,7 +25,7 @@ fi
 python3 -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 1)" 2>/dev/null \
   || $PIP "torch==2.13.0"
 if [[ "${1:-}" == "--test" ]]; then
-  $PIP -e ".[test,bench]"
+  $PIP -e ".[test,bench,cluster]"
   # spandrel (the test oracle) declares torchvision, whose PyPI build needs the CUDA torch: install it without
   # its dependencies. The tests load only its NAFNet files, which need torch alone.
   $PIP --no-deps "spandrel>=0.4,<0.5" "einops>=0.8"

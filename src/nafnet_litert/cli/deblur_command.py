@@ -27,6 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-existing", action="store_true", help="skip inputs whose output exists")
     p.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6,
                    help="refuse photos above this size before decoding them (decompression bombs)")  # fmt: skip
+    p.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
+                   help="run photos on a Ray cluster: auto (join this machine's cluster, else start one), local, "
+                   "or a cluster address")  # fmt: skip
+    p.add_argument("--workers", type=int, help="with --ray: model replicas (default: the cluster's CPUs)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -47,10 +51,20 @@ def run(args: argparse.Namespace) -> int:
     if not jobs:
         print("nothing to do: every output exists (--skip-existing)")
         return 0
+    if args.workers is not None and (args.workers < 1 or not args.ray):
+        raise NafnetLitertError("--workers is a positive number of Ray workers and goes with --ray")
     with Restorer(args.model, **restore_options(args)) as restorer:
-        stats = run_jobs(restorer, jobs, progress=not args.quiet, max_pixels=max_pixels)
+        if args.ray:
+            from ..restore.cluster import connect, run_jobs_on_ray
+
+            ray = connect(args.ray, num_cpus=args.workers if args.ray != "auto" else None)
+            workers = args.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+            stats = run_jobs_on_ray(restorer, jobs, workers, progress=not args.quiet, max_pixels=max_pixels)
+        else:
+            stats = run_jobs(restorer, jobs, progress=not args.quiet, max_pixels=max_pixels)
     rate = stats.images / stats.seconds if stats.seconds else 0.0
-    print(f"deblurred {stats.images} file(s) in {stats.seconds:.1f} s ({rate:.2f} images/s) -> {args.output}")
+    where = f" on {len(stats.nodes)} Ray node(s)" if stats.nodes else ""
+    print(f"deblurred {stats.images} file(s){where} in {stats.seconds:.1f} s ({rate:.2f} images/s) -> {args.output}")
     if stats.failed:
         print(f"{len(stats.failed)} of {len(jobs)} file(s) failed (each reported above); the others are done",
               file=sys.stderr)  # fmt: skip

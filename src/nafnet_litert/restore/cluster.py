@@ -1,0 +1,151 @@
+"""Deblur a folder on a Ray cluster (``deblur --ray``): the same files as the single-machine run, in parallel.
+
+Design (Ray Data, no scheduler of our own):
+
+* The driver plans the jobs exactly as a single-machine run (:func:`.batch.plan_jobs`: same names, mirrored tree,
+  ``--skip-existing``, ``--compare``, every check before any work) and exports the tile model once (the export
+  cache), so every worker runs the very same .tflite file.
+* **The model reaches the workers through Ray's object store** (``ray.put`` of the file's bytes): nothing has to be
+  shared between machines but the photos' folder (input and output paths must be visible on every node, e.g. an NFS
+  or a bind mount); each actor writes the bytes to a private temporary file and compiles it once.
+* Photos flow as a dataset of job rows through ``map_batches`` into a pool of actors (``concurrency`` = workers), one
+  row per batch. Each actor holds one :class:`~.restorer.Restorer` (``threads`` per actor) and uses the package's
+  own reader and writer (16-bit, alpha, EXIF/ICC kept, atomic writes), never Ray's ``read_images``. Large photos are
+  tiled inside the actor, exactly as on one machine, so outputs are byte-identical.
+* A photo that fails is reported in its row (the run goes on); a worker that dies is restarted by Ray and its rows
+  retried (``max_restarts``, ``max_task_retries``); an output is only ever complete or absent (atomic writes).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ..errors import NafnetLitertError
+from .batch import Job, RunStats
+from .restorer import RestoreOptions, Restorer
+
+
+def connect(address: str = "auto", num_cpus: int | None = None):
+    """``local``: start Ray on this machine (``num_cpus`` CPUs); ``auto``: join the cluster this machine belongs to
+    (``ray start``), else start a local one; anything else: a cluster address (``ray://host:10001`` or
+    ``host:6379``)."""
+    try:
+        import ray
+    except ImportError:
+        raise NafnetLitertError("--ray needs Ray: pip install 'nafnet-litert[cluster]' (ray[data])") from None
+    if ray.is_initialized():
+        return ray
+    kw = {"log_to_driver": False, "configure_logging": False, "include_dashboard": False}
+    try:
+        if address == "local":
+            ray.init(num_cpus=num_cpus, **kw)
+        elif address == "auto":
+            try:
+                ray.init(address="auto", **kw)
+            except ConnectionError:
+                ray.init(num_cpus=num_cpus, **kw)
+        else:
+            ray.init(address=address, **kw)
+    except (ConnectionError, ValueError, RuntimeError) as e:
+        raise NafnetLitertError(f"cannot reach the Ray cluster {address!r}: {str(e).splitlines()[0]}") from None
+    return ray
+
+
+class _DeblurActor:
+    """One per worker: a compiled tile model from the object store, and the package's reader and writer."""
+
+    def __init__(self, model_ref, options: dict, max_pixels: int | None):
+        import ray
+
+        data = ray.get(model_ref[0]) if isinstance(model_ref, list) else model_ref
+        self._dir = tempfile.TemporaryDirectory(prefix="nafnet-litert-worker-")
+        path = Path(self._dir.name) / "model.tflite"
+        path.write_bytes(data)
+        self.restorer = Restorer(str(path), **options)
+        self.max_pixels = max_pixels
+
+    def __call__(self, batch: dict) -> dict:
+        from ..io.image import read_photo
+        from .batch import _reason, _write_outputs
+
+        out = {"src": [], "error": [], "tiles": [], "node": [], "pid": []}
+        for src, dst, compare in zip(batch["src"], batch["dst"], batch["compare"]):
+            error, tiles = "", 0
+            try:
+                photo = read_photo(src, self.max_pixels)
+                restored = self.restorer.restore_photo(photo)
+                _write_outputs(photo, restored, Job(Path(src), Path(dst), Path(compare) if compare else None))
+                tiles = self.restorer.tiles_for(*photo.color.shape[:2])
+            except Exception as e:  # noqa: BLE001 - reported per file, the run goes on
+                error = _reason(e)
+            out["src"].append(src)
+            out["error"].append(error)
+            out["tiles"].append(tiles)
+            out["node"].append(os.uname().nodename)
+            out["pid"].append(os.getpid())
+        return out
+
+
+def run_jobs_on_ray(
+    restorer: Restorer,
+    jobs: list[Job],
+    workers: int = 2,
+    progress: bool = True,
+    log=None,
+    max_pixels: int | None = None,
+) -> RunStats:
+    """Process photo ``jobs`` on the connected Ray cluster with ``workers`` actors, each running ``restorer``'s tile
+    model with its options. Returns the same :class:`RunStats` as :func:`.batch.run_jobs` (plus ``nodes``)."""
+    import ray
+    from tqdm import tqdm
+
+    from .batch import VIDEO_SUFFIXES
+
+    if any(j.src.suffix.lower() in VIDEO_SUFFIXES for j in jobs):
+        raise NafnetLitertError("--ray runs photos; deblur videos on one machine (without --ray)")
+    o = restorer.options
+    if o.backend != "litert" or o.full_frame:
+        raise NafnetLitertError("--ray runs LiteRT tile models: drop --backend torch / --full-frame")
+    model = restorer.litert_model((o.tile, o.tile))  # exported (or taken from the cache) once, on the driver
+    path = restorer.model_files[0]
+    del model
+    options = {"threads": o.threads, "overlap": o.overlap, "gpu": o.gpu}
+    RestoreOptions(tile=o.tile, **options)  # the workers' options are valid
+    model_ref = [ray.put(path.read_bytes())]  # a list: Ray passes it as is, the actor fetches the bytes
+    stats = RunStats()
+    t0 = time.perf_counter()
+    rows = [{"src": str(j.src), "dst": str(j.dst), "compare": str(j.compare) if j.compare else ""} for j in jobs]
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False  # ours is the one bar
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
+    ds = ds.map_batches(
+        _DeblurActor,
+        batch_size=1,
+        concurrency=workers,
+        num_cpus=1,  # one scheduling slot per actor; LiteRT's own threads are --threads
+        fn_constructor_kwargs={"model_ref": model_ref, "options": options, "max_pixels": max_pixels},
+        max_restarts=3,
+        max_task_retries=3,
+    )
+    bar = tqdm(total=len(rows), unit="img", disable=not progress, desc=f"deblur (ray, {workers} workers)")
+    say = log or (lambda m: tqdm.write(m, file=sys.stderr))
+    nodes: set[str] = set()
+    for row in ds.iter_rows():
+        nodes.add(row["node"])
+        if row["error"]:
+            stats.failed.append((Path(row["src"]), row["error"]))
+            say(f"skipped {row['src']}: {row['error']}")
+        else:
+            stats.images += 1
+            stats.tiles += int(row["tiles"])
+        bar.update(1)
+    bar.close()
+    stats.seconds = time.perf_counter() - t0
+    stats.nodes = sorted(nodes)
+    return stats
