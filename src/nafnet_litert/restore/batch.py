@@ -131,7 +131,7 @@ class RunStats:
     seconds: float = 0.0
     #: (input, one-line reason) of every file that could not be deblurred; the others were finished.
     failed: list[tuple[Path, str]] = field(default_factory=list)
-    #: Host names that did the work (``--ray``).
+    #: Ray node ids that did the work (``--ray``).
     nodes: list[str] = field(default_factory=list)
 
 

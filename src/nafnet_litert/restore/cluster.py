@@ -73,6 +73,9 @@ class _DeblurActor:
         from ..io.image import read_photo
         from .batch import _reason, _write_outputs
 
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()
         out = {"src": [], "error": [], "tiles": [], "node": [], "pid": []}
         for src, dst, compare in zip(batch["src"], batch["dst"], batch["compare"]):
             error, tiles = "", 0
@@ -86,9 +89,21 @@ class _DeblurActor:
             out["src"].append(src)
             out["error"].append(error)
             out["tiles"].append(tiles)
-            out["node"].append(os.uname().nodename)
+            out["node"].append(node)
             out["pid"].append(os.getpid())
         return out
+
+
+def _remove_orphans(jobs: list[Job]) -> None:
+    """A worker killed while writing (SIGKILL, a lost node) cannot remove its temporary file; its task was retried,
+    so the output itself is complete. Remove such ``.<stem>.XXXXXXXX<suffix>`` leftovers of this run's outputs."""
+    for j in jobs:
+        for out in (j.dst, j.compare):
+            if out is None or not out.parent.is_dir():
+                continue
+            for tmp in out.parent.glob(f".{out.stem}.*{out.suffix}"):
+                if len(tmp.name) == len(out.name) + 10:  # "." + stem + "." + 8 random characters + suffix
+                    tmp.unlink(missing_ok=True)
 
 
 def run_jobs_on_ray(
@@ -146,6 +161,7 @@ def run_jobs_on_ray(
             stats.tiles += int(row["tiles"])
         bar.update(1)
     bar.close()
+    _remove_orphans(jobs)
     stats.seconds = time.perf_counter() - t0
     stats.nodes = sorted(nodes)
     return stats
