@@ -12,6 +12,9 @@ Design (Ray Data, no scheduler of our own):
   row per batch. Each actor holds one :class:`~.restorer.Restorer` (``threads`` per actor) and uses the package's
   own reader and writer (16-bit, alpha, EXIF/ICC kept, atomic writes), never Ray's ``read_images``. Large photos are
   tiled inside the actor, exactly as on one machine, so outputs are byte-identical.
+* **Video:** the frames are split into ranges that actors restore in parallel (each decodes its own range from the
+  shared file); the driver receives the restored ranges in order through the object store and encodes them once,
+  with the audio, exactly as the single-machine run encodes its frames: the same frames give the same file.
 * A photo that fails is reported in its row (the run goes on); a worker that dies is restarted by Ray and its rows
   retried (``max_restarts``, ``max_task_retries``); an output is only ever complete or absent (atomic writes).
 """
@@ -94,6 +97,71 @@ class _DeblurActor:
         return out
 
 
+class _VideoActor:
+    """Restores frame ranges of a video with one compiled tile model."""
+
+    def __init__(self, model_ref, options: dict):
+        import ray
+
+        self._dir = tempfile.TemporaryDirectory(prefix="nafnet-litert-worker-")
+        path = Path(self._dir.name) / "model.tflite"
+        path.write_bytes(ray.get(model_ref[0]))
+        self.restorer = Restorer(str(path), **options)
+
+    def restore_range(self, src: str, start: int, end: int):
+        """Frames [start, end) of ``src``, restored, as one uint8 array [n, H, W, 3]."""
+        import numpy as np
+
+        from ..io.video import open_video
+
+        frames, _ = open_video(Path(src))
+        out = []
+        for i, frame in enumerate(frames):
+            if i >= end:
+                break
+            if i >= start:
+                out.append(self.restorer.restore(frame))
+        return np.stack(out) if out else np.zeros((0, 1, 1, 3), np.uint8)
+
+
+def deblur_video_on_ray(restorer: Restorer, src: Path, dst: Path, workers: int = 2, progress: bool = True) -> int:
+    """Deblur ``src`` into ``dst`` with ``workers`` actors restoring frame ranges in parallel; the driver encodes
+    the frames in order with the audio (:func:`~nafnet_litert.io.video.write_video`), so the result is frame for
+    frame the single-machine output. Returns the number of frames."""
+    import imageio_ffmpeg
+    import ray
+    from ray.util import ActorPool
+    from tqdm import tqdm
+
+    from ..io.video import open_video, write_video
+
+    _, meta = open_video(src)
+    try:
+        n = imageio_ffmpeg.count_frames_and_secs(str(src))[0]
+    except (OSError, RuntimeError) as e:
+        raise NafnetLitertError(f"{src.name}: cannot count its frames ({e})") from None
+    o = restorer.options
+    restorer.litert_model((o.tile, o.tile))
+    model_ref = [ray.put(restorer.model_files[0].read_bytes())]
+    options = {"threads": o.threads, "overlap": o.overlap, "gpu": o.gpu}
+    chunk = max(1, -(-n // (4 * workers)))  # about four ranges per worker: balance without much re-decoding
+    ranges = [(start, min(n, start + chunk)) for start in range(0, n, chunk)]
+    actor = ray.remote(num_cpus=1, max_restarts=3, max_task_retries=3)(_VideoActor)
+    pool = ActorPool([actor.remote(model_ref, options) for _ in range(min(workers, len(ranges)))])
+    bar = tqdm(total=n, unit="frame", disable=not progress, desc=f"{src.name} (ray)", leave=False)
+
+    def frames():
+        for block in pool.map(lambda a, r: a.restore_range.remote(str(src), *r), ranges):  # results in order
+            for frame in block:
+                yield frame
+            bar.update(len(block))
+
+    try:
+        return write_video(src, dst, meta, frames())
+    finally:
+        bar.close()
+
+
 def _remove_orphans(jobs: list[Job]) -> None:
     """A worker killed while writing (SIGKILL, a lost node) cannot remove its temporary file; its task was retried,
     so the output itself is complete. Remove such ``.<stem>.XXXXXXXX<suffix>`` leftovers of this run's outputs."""
@@ -121,8 +189,6 @@ def run_jobs_on_ray(
 
     from .batch import VIDEO_SUFFIXES
 
-    if any(j.src.suffix.lower() in VIDEO_SUFFIXES for j in jobs):
-        raise NafnetLitertError("--ray runs photos; deblur videos on one machine (without --ray)")
     o = restorer.options
     if o.backend != "litert" or o.full_frame:
         raise NafnetLitertError("--ray runs LiteRT tile models: drop --backend torch / --full-frame")
@@ -134,6 +200,20 @@ def run_jobs_on_ray(
     model_ref = [ray.put(path.read_bytes())]  # a list: Ray passes it as is, the actor fetches the bytes
     stats = RunStats()
     t0 = time.perf_counter()
+    videos = [j for j in jobs if j.src.suffix.lower() in VIDEO_SUFFIXES]
+    jobs = [j for j in jobs if j.src.suffix.lower() not in VIDEO_SUFFIXES]
+    for j in videos:
+        try:
+            deblur_video_on_ray(restorer, j.src, j.dst, workers, progress)
+            stats.images += 1
+        except NafnetLitertError as e:
+            if len(videos) + len(jobs) == 1:
+                raise
+            stats.failed.append((j.src, str(e)))
+    if not jobs:
+        stats.seconds = time.perf_counter() - t0
+        stats.nodes = sorted({n["NodeID"] for n in ray.nodes() if n.get("Alive")})
+        return stats
     rows = [{"src": str(j.src), "dst": str(j.dst), "compare": str(j.compare) if j.compare else ""} for j in jobs]
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # ours is the one bar
