@@ -15,7 +15,7 @@ def add_restore_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="tile overlap in pixels")
     p.add_argument("--full-frame", action="store_true", help="no tiles: whole image at once, with TLC")
     p.add_argument("--no-tlc", dest="tlc", action="store_false", help="with --full-frame: the plain network, no TLC")
-    p.add_argument("--precision", choices=("fp16", "fp32"), default="fp16", help="LiteRT weight precision")
+    p.add_argument("--precision", choices=("fp16", "fp32", "int8"), default="fp16", help="LiteRT weight precision")
     p.add_argument("--threads", type=int, default=2)
 
 

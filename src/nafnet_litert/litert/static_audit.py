@@ -78,7 +78,10 @@ class StaticAudit:
 
     @property
     def precision(self) -> str:
-        return "fp16" if any(t.dtype == "FLOAT16" for t in self.graph.tensors) else "fp32"
+        dtypes = {t.dtype for t in self.graph.tensors}
+        if "FLOAT16" in dtypes:
+            return "fp16"
+        return "int8" if "INT8" in dtypes and "DEQUANTIZE" in self.histogram else "fp32"
 
     def ops_check(self) -> Check:
         rejected = {

@@ -44,7 +44,7 @@ from ..threads import torch_threads
 from .tiling import DEFAULT_OVERLAP, DEFAULT_TILE, count_tiles, tiled_restore
 
 BACKENDS = ("litert", "torch")
-PRECISIONS = ("fp16", "fp32")
+PRECISIONS = ("fp16", "fp32", "int8")
 
 
 def export_key() -> str:

@@ -39,6 +39,10 @@ from ..litert.graph import read_graph
 PARITY_THRESHOLDS = {
     "fp32": {"corr": 0.999999, "max_abs": 1e-4},
     "fp16": {"corr": 0.9999, "max_abs": None},
+    # weight-only int8 (per-channel, dequantized before each op): the bundled model on chelsea/astronaut/coffee gives
+    # corr 0.9999998-0.9999999 and max abs 5e-4..1.8e-3 against the fp32 reference (PSNR 76-77 dB); the limits
+    # keep 1-r 500x and max abs 2x inside, and max abs below one 8-bit step (1/255)
+    "int8": {"corr": 0.9999, "max_abs": 1 / 255},
 }
 
 #: The GPU's fp16 pass against the PyTorch reference. Measured with Mesa 25 lavapipe on chelsea.png (256x256) and
@@ -427,7 +431,11 @@ def _gpu_checks(report, model_path, inputs, names, refs, cpu: Run, precision: st
     if exercised is False:
         data["hint"] = fp16_install_hint()
         error = "fp16 not exercised: the fp16 pass equals the fp32 pass (this Vulkan device has no shaderFloat16)"
-    ok = bool(r16.fully_accelerated) and bool(exercised) and all(gpu_fp16_passes(r["vs_reference"]) for r in rows)
+    # int8 weights: the quantization error is parity_cpu's business; here only fp16 arithmetic is judged, against
+    # the file's own CPU result (the same int8 weights)
+    against = "vs_cpu" if precision == "int8" else "vs_reference"
+    data["judged_against"] = "cpu" if precision == "int8" else "reference"
+    ok = bool(r16.fully_accelerated) and bool(exercised) and all(gpu_fp16_passes(r[against]) for r in rows)
     report.checks["gpu_fp16"] = Check("gpu_fp16", ok, data, error)
     report.first_outputs["gpu_fp16"] = r16.outputs[0]
 

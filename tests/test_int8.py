@@ -1,0 +1,60 @@
+"""``convert --precision int8``: weight-only int8 (ai-edge-quantizer), the same I/O contract, audited like the other
+precisions, a quarter of the fp32 weights, and the bundled model's held-out GoPro score within 0.02 dB of fp32."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import nafnet_litert as nl
+from nafnet_litert.litert.convert import quantize_int8
+from nafnet_litert.litert.static_audit import static_audit
+from nafnet_litert.verify.audit import PARITY_THRESHOLDS
+
+from .conftest import skimage_photo
+
+
+@pytest.fixture(scope="module")
+def int8_model(tmp_path_factory):
+    d = tmp_path_factory.mktemp("int8")
+    ck = nl.load("default")
+    return ck, {p: nl.export(ck, d / f"m_{p}.tflite", size=128, precision=p) for p in ("fp32", "int8")}
+
+
+def test_int8_export_is_small_recorded_and_passes_the_audit(int8_model):
+    ck, res = int8_model
+    q = res["int8"]
+    assert q.sidecar["precision"] == "int8"
+    assert q.sidecar["quantization"] == {"tool": "ai-edge-quantizer", "recipe": "weight_only_wi8_afp32"}
+    assert q.model_path.stat().st_size < 0.35 * res["fp32"].model_path.stat().st_size  # measured 0.31
+    st = static_audit(q.model_path)
+    assert st.precision == "int8" and st.histogram.get("DEQUANTIZE", 0) > 0
+    report = nl.audit(q.model_path, ck, [skimage_photo(n) for n in ("chelsea.png", "coffee.png")])
+    assert report.passed, report.format_text()
+    for im in report.checks["parity_cpu"].data["images"]:
+        m = im["vs_reference"]
+        assert m["corr"] >= PARITY_THRESHOLDS["int8"]["corr"] and m["max_abs"] <= 1 / 255
+        assert m["max_abs"] > 1e-6  # int8 weights really change the numbers (an fp32 file gives ~1e-7)
+    with nl.Restorer(str(q.model_path)) as r:  # the same NCHW float32 contract: runs as a tile model
+        out = r(np.zeros((40, 50, 3), np.float32))
+    assert out.shape == (40, 50, 3)
+
+
+@pytest.mark.slow
+def test_w32_int8_is_under_18_5_mb(exported_w32):
+    buf = quantize_int8(exported_w32["fp32"].model_path.read_bytes())
+    assert len(buf) <= 18.5e6, len(buf)
+    st = static_audit(buf)
+    assert st.ops_check().passed and st.precision == "int8"
+
+
+@pytest.mark.slow
+def test_bundled_int8_scores_within_0_02_db_of_fp32_on_held_out_gopro(shared_data):
+    from nafnet_litert.eval import evaluate, find_pairs
+
+    pairs = find_pairs(shared_data / "gopro_frames")
+    means = {}
+    for precision in ("fp32", "int8"):
+        with nl.Restorer("default", precision=precision) as r:
+            means[precision] = evaluate(r, pairs, progress=False).mean["model_psnr"]
+    assert abs(means["int8"] - means["fp32"]) <= 0.02, means  # measured 23.7224 vs 23.7196
