@@ -70,7 +70,7 @@ def main() -> int:
         def noop(rows: int) -> float:
             ds = ray.data.from_items([{"src": f"{i}"} for i in range(rows)], override_num_blocks=rows)
             t0 = time.perf_counter()
-            list(ds.map_batches(_Nothing, batch_size=1, concurrency=2, num_cpus=1).iter_rows())
+            list(ds.map_batches(_Nothing, batch_size=1, compute=ray.data.ActorPoolStrategy(size=2), num_cpus=1).iter_rows())
             return time.perf_counter() - t0
 
         overhead = max(1e-6, (noop(220) - noop(20)) / 200)

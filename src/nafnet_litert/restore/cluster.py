@@ -8,7 +8,7 @@ Design (Ray Data, no scheduler of our own):
 * **The model reaches the workers through Ray's object store** (``ray.put`` of the file's bytes): nothing has to be
   shared between machines but the photos' folder (input and output paths must be visible on every node, e.g. an NFS
   or a bind mount); each actor writes the bytes to a private temporary file and compiles it once.
-* Photos flow as a dataset of job rows through ``map_batches`` into a pool of actors (``concurrency`` = workers), one
+* Photos flow as a dataset of job rows through ``map_batches`` into a pool of actors (``ActorPoolStrategy(size=workers)``), one
   row per batch. Each actor holds one :class:`~.restorer.Restorer` (``threads`` per actor) and uses the package's
   own reader and writer (16-bit, alpha, EXIF/ICC kept, atomic writes), never Ray's ``read_images``. Large photos are
   tiled inside the actor, exactly as on one machine, so outputs are byte-identical.
@@ -222,7 +222,7 @@ def run_jobs_on_ray(
     ds = ds.map_batches(
         _DeblurActor,
         batch_size=1,
-        concurrency=workers,
+        compute=ray.data.ActorPoolStrategy(size=workers),
         num_cpus=1,  # one scheduling slot per actor; LiteRT's own threads are --threads
         fn_constructor_kwargs={"model_ref": model_ref, "options": options, "max_pixels": max_pixels},
         max_restarts=3,
@@ -231,6 +231,21 @@ def run_jobs_on_ray(
     bar = tqdm(total=len(rows), unit="img", disable=not progress, desc=f"deblur (ray, {workers} workers)")
     say = log or (lambda m: tqdm.write(m, file=sys.stderr))
     nodes: set[str] = set()
+    try:
+        rows_done = list(_rows(ds, bar, stats, say, nodes))
+    except ray.exceptions.RayError as e:  # the cluster itself failed (not one photo): one line, not Ray's trace
+        bar.close()
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise NafnetLitertError(f"the Ray run failed ({type(e).__name__}: {first})") from None
+    del rows_done
+    bar.close()
+    _remove_orphans(jobs)
+    stats.seconds = time.perf_counter() - t0
+    stats.nodes = sorted(nodes)
+    return stats
+
+
+def _rows(ds, bar, stats: RunStats, say, nodes: set):
     for row in ds.iter_rows():
         nodes.add(row["node"])
         if row["error"]:
@@ -240,8 +255,4 @@ def run_jobs_on_ray(
             stats.images += 1
             stats.tiles += int(row["tiles"])
         bar.update(1)
-    bar.close()
-    _remove_orphans(jobs)
-    stats.seconds = time.perf_counter() - t0
-    stats.nodes = sorted(nodes)
-    return stats
+        yield row
