@@ -52,12 +52,14 @@ def test_w32_int8_is_a_quarter_of_fp32(exported_w32):
 
 
 @pytest.mark.slow
-def test_bundled_int8_scores_within_0_02_db_of_fp32_on_held_out_gopro(shared_data):
+def test_bundled_int8_scores_within_0_02_db_of_fp32_on_held_out_gopro(int8_model, shared_data):
+    """The five held-out 1280x720 GoPro frames through the same tiler with the fp32 and the int8 file (128 px tiles
+    here; README's 23.7196 vs 23.7224 dB are at 256)."""
     from nafnet_litert.eval import evaluate, find_pairs
 
     pairs = find_pairs(shared_data / "gopro_frames")
     means = {}
-    for precision in ("fp32", "int8"):
-        with nl.Restorer("default", precision=precision) as r:
+    for precision, res in int8_model[1].items():
+        with nl.Restorer(str(res.model_path)) as r:
             means[precision] = evaluate(r, pairs, progress=False).mean["model_psnr"]
-    assert abs(means["int8"] - means["fp32"]) <= 0.02, means  # measured 23.7224 vs 23.7196
+    assert abs(means["int8"] - means["fp32"]) <= 0.02, means
