@@ -20,18 +20,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from nafnet_litert.tools.bench import cpu_name
 from nafnet_litert.tools.demo import DEMO_BLUR
 from nafnet_litert.tools.web import build_site, make_server
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> int:
@@ -69,7 +60,7 @@ def main() -> int:
         version = browser.version
         browser.close()
     server.shutdown()
-    print(f"machine: {_cpu()}, {platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores, no GPU "
+    print(f"machine: {cpu_name()}, {platform.machine()}, no GPU "
           f"(WebGPU = SwiftShader); Chromium {version}; photo 320x200 (GoPro crop), "
           f"{rows[0][1]['tiles']} tiles of {json.loads(Path(site, 'model_fp32.json').read_text())['size']['height']} px;"
           f" median of {a.runs} runs")  # fmt: skip

@@ -74,6 +74,29 @@ def small_checkpoint():
 
 
 @pytest.fixture(scope="session")
+def small_checkpoint_file(tmp_path_factory, small_checkpoint) -> Path:
+    """``small_checkpoint`` as a .safetensors file (what the CLI takes), written once per session."""
+    from nafnet_litert.models.checkpoint import save_safetensors
+
+    path = tmp_path_factory.mktemp("small-ckpt") / "small.safetensors"
+    save_safetensors(small_checkpoint.state_dict, path)
+    return path
+
+
+def make_clip(path: Path, seconds: int, size: str = "96x64", rate: int = 10) -> Path:
+    """A test video with a sine audio track (ffmpeg's lavfi sources, through imageio-ffmpeg's binary)."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    ff = imageio_ffmpeg.get_ffmpeg_exe()
+    subprocess.run([ff, "-v", "error", "-f", "lavfi", "-i", f"testsrc=size={size}:rate={rate}:duration={seconds}",
+                    "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-shortest", "-pix_fmt",
+                    "yuv420p", "-c:a", "aac", str(path)], check=True)  # fmt: skip
+    return path
+
+
+@pytest.fixture(scope="session")
 def small_exports(tmp_path_factory, small_checkpoint):
     """``small_checkpoint`` exported at 64x64 (NCHW, the default recipe) in fp32 and fp16, once per session: an
     export costs ~10 s of fixed converter work, so tests that only need "the small model as a file" share these."""

@@ -7,9 +7,8 @@ import pytest
 from PIL import Image
 
 from nafnet_litert.cli import main
-from nafnet_litert.models.checkpoint import save_safetensors
 
-from .conftest import photo_array
+from .conftest import make_clip, photo_array
 
 pytest.importorskip("ray")
 
@@ -42,9 +41,8 @@ def _folder(root):
 
 
 @pytest.mark.slow
-def test_ray_local_writes_the_single_machine_files_byte_for_byte(tmp_path, small_checkpoint, ray_local, capsys):
-    ckpt = tmp_path / "small.safetensors"
-    save_safetensors(small_checkpoint.state_dict, ckpt)
+def test_ray_local_writes_the_single_machine_files_byte_for_byte(tmp_path, small_checkpoint_file, ray_local, capsys):
+    ckpt = small_checkpoint_file
     src = tmp_path / "in"
     _folder(src)
     flags = ["--model", str(ckpt), "--tile", "32", "--overlap", "8", "--precision", "fp32", "--compare", "--quiet"]
@@ -75,7 +73,7 @@ def _many(root, n=24, size=256):
 
 
 @pytest.mark.slow
-def test_killing_a_worker_mid_run_loses_nothing(tmp_path, small_checkpoint, ray_local, capsys):
+def test_killing_a_worker_mid_run_loses_nothing(tmp_path, small_checkpoint_file, ray_local, capsys):
     """SIGKILL one actor's process (its PID from Ray's actor table) while photos are in flight: Ray restarts it and
     retries its rows; the run exits 0, every output is complete and equal to the single-machine one, and no
     temporary file is left."""
@@ -87,8 +85,7 @@ def test_killing_a_worker_mid_run_loses_nothing(tmp_path, small_checkpoint, ray_
     import ray
     from ray._private.state import actors  # Ray's actor table (GCS): what `ray list actors` shows, no dashboard
 
-    ckpt = tmp_path / "small.safetensors"
-    save_safetensors(small_checkpoint.state_dict, ckpt)
+    ckpt = small_checkpoint_file
     src = tmp_path / "in"
     _many(src)
     flags = ["--model", str(ckpt), "--tile", "32", "--overlap", "8", "--precision", "fp32", "--quiet"]
@@ -118,7 +115,7 @@ def test_killing_a_worker_mid_run_loses_nothing(tmp_path, small_checkpoint, ray_
 
 
 @pytest.mark.slow
-def test_two_node_cluster_on_one_machine_uses_both_nodes(tmp_path, small_checkpoint):
+def test_two_node_cluster_on_one_machine_uses_both_nodes(tmp_path, small_checkpoint_file):
     """`ray start --head` plus a second `ray start --address` (loopback only, one CPU each): the photos are
     deblurred by actors on both nodes."""
     import shutil
@@ -136,8 +133,7 @@ def test_two_node_cluster_on_one_machine_uses_both_nodes(tmp_path, small_checkpo
     try:
         subprocess.run(head, check=True, capture_output=True, env=env, timeout=120)
         subprocess.run(worker, check=True, capture_output=True, env=env, timeout=120)
-        ckpt = tmp_path / "small.safetensors"
-        save_safetensors(small_checkpoint.state_dict, ckpt)
+        ckpt = small_checkpoint_file
         src = tmp_path / "in"
         _many(src, n=8, size=160)
         import sys
@@ -155,7 +151,7 @@ def test_two_node_cluster_on_one_machine_uses_both_nodes(tmp_path, small_checkpo
 
 
 @pytest.mark.slow
-def test_ray_video_is_frame_for_frame_the_single_machine_one(tmp_path, small_checkpoint, ray_local):
+def test_ray_video_is_frame_for_frame_the_single_machine_one(tmp_path, small_checkpoint_file, ray_local):
     """Frame ranges restored by two actors in parallel, encoded in order with the audio by the driver: the same
     decoded frames as the single-machine run, and the audio is kept."""
     import subprocess
@@ -163,12 +159,8 @@ def test_ray_video_is_frame_for_frame_the_single_machine_one(tmp_path, small_che
     import imageio_ffmpeg
 
     ff = imageio_ffmpeg.get_ffmpeg_exe()
-    clip = tmp_path / "clip.mp4"
-    subprocess.run([ff, "-v", "error", "-f", "lavfi", "-i", "testsrc=size=96x64:rate=10:duration=3",
-                    "-f", "lavfi", "-i", "sine=frequency=440:duration=3", "-shortest", "-pix_fmt", "yuv420p",
-                    "-c:a", "aac", str(clip)], check=True)  # fmt: skip
-    ckpt = tmp_path / "small.safetensors"
-    save_safetensors(small_checkpoint.state_dict, ckpt)
+    clip = make_clip(tmp_path / "clip.mp4", seconds=3)
+    ckpt = small_checkpoint_file
     flags = ["--model", str(ckpt), "--tile", "32", "--overlap", "8", "--precision", "fp32", "--quiet"]
     assert main(["deblur", str(clip), "-o", str(tmp_path / "one.mp4"), *flags]) == 0
     assert main(["deblur", str(clip), "-o", str(tmp_path / "ray.mp4"), *flags, "--ray", "local", "--workers", "2"]) == 0

@@ -15,7 +15,7 @@ from nafnet_litert.models.checkpoint import save_safetensors
 from nafnet_litert.io.image import read_photo, write_photo
 from nafnet_litert.restore.tiling import positions, tiled_restore
 
-from tests.conftest import photo_array
+from tests.conftest import make_clip, photo_array
 
 CLI = [sys.executable, "-m", "nafnet_litert.cli"]
 
@@ -152,10 +152,7 @@ def test_cli_video_keeps_frames_and_audio(tmp_path, small_checkpoint):
     import imageio_ffmpeg
 
     ff = imageio_ffmpeg.get_ffmpeg_exe()
-    clip = tmp_path / "clip.mp4"
-    subprocess.run([ff, "-v", "error", "-f", "lavfi", "-i", "testsrc=size=96x64:rate=10:duration=1",
-                    "-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-shortest", "-pix_fmt", "yuv420p",
-                    "-c:a", "aac", str(clip)], check=True)  # fmt: skip
+    clip = make_clip(tmp_path / "clip.mp4", seconds=1)
     ckpt = tmp_path / "m.safetensors"
     save_safetensors(small_checkpoint.state_dict, ckpt)
     out = tmp_path / "sharp.mp4"

@@ -18,7 +18,6 @@ from PIL import Image
 
 from nafnet_litert.cli import main
 from nafnet_litert.io.image import read_photo
-from nafnet_litert.models.checkpoint import save_safetensors
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -37,10 +36,8 @@ FORMATS = {
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory, small_checkpoint):
-    path = tmp_path_factory.mktemp("ckpt") / "small.safetensors"
-    save_safetensors(small_checkpoint.state_dict, path)
-    return path
+def ckpt(small_checkpoint_file):
+    return small_checkpoint_file
 
 
 @st.composite

@@ -14,7 +14,6 @@ import pytest
 from PIL import Image
 
 import nafnet_litert as nl
-from nafnet_litert.models.checkpoint import save_safetensors
 from nafnet_litert.cli import main
 from nafnet_litert.errors import NafnetLitertError
 
@@ -41,10 +40,8 @@ def _u16(name, size, offset=(40, 60)) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def small_file(tmp_path_factory, small_checkpoint):
-    path = tmp_path_factory.mktemp("ckpt") / "small.safetensors"
-    save_safetensors(small_checkpoint.state_dict, path)
-    return path
+def small_file(small_checkpoint_file):
+    return small_checkpoint_file
 
 
 @pytest.mark.slow

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
+
+from .common import check_json_path, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,19 +38,11 @@ def run(a: argparse.Namespace) -> int:
         raise NafnetLitertError(f"--threads must be comma-separated whole numbers such as 1,2, got {a.threads!r}") from None
     if not threads or min(threads) < 1:
         raise NafnetLitertError(f"--threads must be at least 1, got {a.threads!r}")
-    if a.json and not Path(a.json).parent.is_dir():
-        raise NafnetLitertError(f"--json folder does not exist: {Path(a.json).parent}")
-    if a.json:
-        from ..io.files import check_writable
-
-        check_writable(Path(a.json).parent, "--json folder")
+    check_json_path(a.json)
     from ..litert.convert import check_size, parse_size
 
     check_size(parse_size(a.size), 16)  # every NAFNet preset halves the image 4 times
     res = run_bench(a.checkpoint, a.size, a.runs, threads, a.frame, log=lambda m: print(m, file=sys.stderr))
     print(format_table(res))
-    if a.json:
-        from ..io.files import atomic_write_text
-
-        atomic_write_text(a.json, json.dumps(res, indent=2) + "\n")
+    write_json(a.json, res)
     return 0

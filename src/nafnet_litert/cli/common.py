@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..restore.restorer import PRECISIONS
 from ..restore.tiling import DEFAULT_OVERLAP, DEFAULT_TILE
 
 
@@ -15,7 +16,7 @@ def add_restore_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="tile overlap in pixels")
     p.add_argument("--full-frame", action="store_true", help="no tiles: whole image at once, with TLC")
     p.add_argument("--no-tlc", dest="tlc", action="store_false", help="with --full-frame: the plain network, no TLC")
-    p.add_argument("--precision", choices=("fp16", "fp32", "int8"), default="fp16", help="LiteRT weight precision")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp16", help="LiteRT weight precision")
     p.add_argument("--threads", type=int, default=2)
 
 
@@ -26,3 +27,27 @@ def restore_options(args: argparse.Namespace) -> dict:
         backend=args.backend, gpu=getattr(args, "gpu", False), tile=args.tile, overlap=args.overlap,
         full_frame=args.full_frame, tlc=args.tlc, precision=args.precision, threads=args.threads,
     )  # fmt: skip
+
+
+def check_json_path(path: str | None) -> None:
+    """``--json FILE``: its folder exists and is writable, checked before any work."""
+    if not path:
+        return
+    from pathlib import Path
+
+    from ..errors import NafnetLitertError
+    from ..io.files import check_writable
+
+    if not Path(path).parent.is_dir():
+        raise NafnetLitertError(f"--json folder does not exist: {Path(path).parent}")
+    check_writable(Path(path).parent, "--json folder")
+
+
+def write_json(path: str | None, result: dict) -> None:
+    """``--json FILE``: the result, written atomically."""
+    if path:
+        import json
+
+        from ..io.files import atomic_write_text
+
+        atomic_write_text(path, json.dumps(result, indent=2) + "\n")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
+
+from .common import check_json_path, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,12 +33,8 @@ def run(a: argparse.Namespace) -> int:
         overlaps = tuple(int(v) for v in a.overlaps.split(","))
     except ValueError:
         raise NafnetLitertError(f"--overlaps must be comma-separated whole numbers, got {a.overlaps!r}") from None
-    if a.json and not Path(a.json).parent.is_dir():
-        raise NafnetLitertError(f"--json folder does not exist: {Path(a.json).parent}")
+    check_json_path(a.json)
     res = study(a.data, a.model, a.tile, overlaps, a.threads)
     print(format_table(res))
-    if a.json:
-        from ..io.files import atomic_write_text
-
-        atomic_write_text(a.json, json.dumps(res, indent=2) + "\n")
+    write_json(a.json, res)
     return 0

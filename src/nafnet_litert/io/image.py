@@ -368,10 +368,11 @@ def photo_from_array(a: np.ndarray) -> Photo:
     return Photo(np.ascontiguousarray(color), alpha)
 
 
-def photo_to_array(photo: Photo, like: np.ndarray) -> np.ndarray:
-    """The inverse of :func:`photo_from_array` for an array shaped like ``like``."""
+def photo_to_array(photo: Photo, gray_2d: bool = False) -> np.ndarray:
+    """The inverse of :func:`photo_from_array`: H x W x C (colour, then alpha), or H x W for gray with
+    ``gray_2d``."""
     a = photo.color if photo.alpha is None else np.concatenate([photo.color, photo.alpha[:, :, None]], axis=2)
-    return a[:, :, 0] if np.asarray(like).ndim == 2 else a
+    return a[:, :, 0] if gray_2d and a.shape[2] == 1 else a
 
 
 _PIL_MODES = {"L", "LA", "RGB", "RGBA", "I;16"}
@@ -389,12 +390,9 @@ def photo_from_pil(im: Image.Image) -> Photo:
     return photo
 
 
-def photo_to_pil(photo: Photo, mode: str) -> Image.Image:
-    """A :class:`Photo` -> a Pillow image in ``mode`` (one of those :func:`photo_from_pil` keeps)."""
-    a = photo_to_array(photo, np.zeros((1, 1, 1)))
-    if mode == "I;16":
-        a = a.astype(np.uint16)
-    im = Image.fromarray(a[:, :, 0] if a.shape[2] == 1 else a)  # a 2-D uint16 array is mode I;16
+def photo_to_pil(photo: Photo) -> Image.Image:
+    """A :class:`Photo` -> a Pillow image: L, LA, RGB or RGBA for 8 bits, I;16 for 16-bit gray."""
+    im = Image.fromarray(photo_to_array(photo, gray_2d=True))  # a 2-D uint16 array is mode I;16
     if photo.icc:
         im.info["icc_profile"] = photo.icc
     return im

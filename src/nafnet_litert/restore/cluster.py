@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ..errors import NafnetLitertError
 from .batch import Job, RunStats
-from .restorer import RestoreOptions, Restorer
+from .restorer import Restorer
 
 
 def connect(address: str = "auto", num_cpus: int | None = None):
@@ -59,17 +59,36 @@ def connect(address: str = "auto", num_cpus: int | None = None):
     return ray
 
 
-class _DeblurActor:
-    """One per worker: a compiled tile model from the object store, and the package's reader and writer."""
+def _ship(restorer: Restorer) -> tuple[list, dict]:
+    """Driver side, once per run: the tile model exported (or taken from the cache) and put in the object store,
+    and the options every worker's restorer gets. The reference is wrapped in a list so that Ray passes it to actor
+    constructors as is (the actor fetches the bytes)."""
+    import ray
 
-    def __init__(self, model_ref, options: dict, max_pixels: int | None):
+    o = restorer.options
+    if o.backend != "litert" or o.full_frame:
+        raise NafnetLitertError("--ray runs LiteRT tile models: drop --backend torch / --full-frame")
+    restorer.litert_model((o.tile, o.tile))
+    return [ray.put(restorer.model_files[0].read_bytes())], {"threads": o.threads, "overlap": o.overlap, "gpu": o.gpu}
+
+
+class _WorkerModel:
+    """Worker side: the shipped tile model written to a private temporary file and compiled once."""
+
+    def __init__(self, model_ref: list, options: dict):
         import ray
 
-        data = ray.get(model_ref[0]) if isinstance(model_ref, list) else model_ref
         self._dir = tempfile.TemporaryDirectory(prefix="nafnet-litert-worker-")
         path = Path(self._dir.name) / "model.tflite"
-        path.write_bytes(data)
+        path.write_bytes(ray.get(model_ref[0]))
         self.restorer = Restorer(str(path), **options)
+
+
+class _DeblurActor(_WorkerModel):
+    """One per worker: a compiled tile model from the object store, and the package's reader and writer."""
+
+    def __init__(self, model_ref: list, options: dict, max_pixels: int | None):
+        super().__init__(model_ref, options)
         self.max_pixels = max_pixels
 
     def __call__(self, batch: dict) -> dict:
@@ -97,16 +116,8 @@ class _DeblurActor:
         return out
 
 
-class _VideoActor:
+class _VideoActor(_WorkerModel):
     """Restores frame ranges of a video with one compiled tile model."""
-
-    def __init__(self, model_ref, options: dict):
-        import ray
-
-        self._dir = tempfile.TemporaryDirectory(prefix="nafnet-litert-worker-")
-        path = Path(self._dir.name) / "model.tflite"
-        path.write_bytes(ray.get(model_ref[0]))
-        self.restorer = Restorer(str(path), **options)
 
     def restore_range(self, src: str, start: int, end: int):
         """Frames [start, end) of ``src``, restored, as one uint8 array [n, H, W, 3]."""
@@ -124,7 +135,9 @@ class _VideoActor:
         return np.stack(out) if out else np.zeros((0, 1, 1, 3), np.uint8)
 
 
-def deblur_video_on_ray(restorer: Restorer, src: Path, dst: Path, workers: int = 2, progress: bool = True) -> int:
+def deblur_video_on_ray(
+    restorer: Restorer, src: Path, dst: Path, workers: int = 2, progress: bool = True, shipped=None
+) -> int:
     """Deblur ``src`` into ``dst`` with ``workers`` actors restoring frame ranges in parallel; the driver encodes
     the frames in order with the audio (:func:`~nafnet_litert.io.video.write_video`), so the result is frame for
     frame the single-machine output. Returns the number of frames."""
@@ -140,10 +153,7 @@ def deblur_video_on_ray(restorer: Restorer, src: Path, dst: Path, workers: int =
         n = imageio_ffmpeg.count_frames_and_secs(str(src))[0]
     except (OSError, RuntimeError) as e:
         raise NafnetLitertError(f"{src.name}: cannot count its frames ({e})") from None
-    o = restorer.options
-    restorer.litert_model((o.tile, o.tile))
-    model_ref = [ray.put(restorer.model_files[0].read_bytes())]
-    options = {"threads": o.threads, "overlap": o.overlap, "gpu": o.gpu}
+    model_ref, options = shipped or _ship(restorer)
     chunk = max(1, -(-n // (4 * workers)))  # about four ranges per worker: balance without much re-decoding
     ranges = [(start, min(n, start + chunk)) for start in range(0, n, chunk)]
     actor = ray.remote(num_cpus=1, max_restarts=3, max_task_retries=3)(_VideoActor)
@@ -189,22 +199,14 @@ def run_jobs_on_ray(
 
     from .batch import VIDEO_SUFFIXES
 
-    o = restorer.options
-    if o.backend != "litert" or o.full_frame:
-        raise NafnetLitertError("--ray runs LiteRT tile models: drop --backend torch / --full-frame")
-    model = restorer.litert_model((o.tile, o.tile))  # exported (or taken from the cache) once, on the driver
-    path = restorer.model_files[0]
-    del model
-    options = {"threads": o.threads, "overlap": o.overlap, "gpu": o.gpu}
-    RestoreOptions(tile=o.tile, **options)  # the workers' options are valid
-    model_ref = [ray.put(path.read_bytes())]  # a list: Ray passes it as is, the actor fetches the bytes
+    model_ref, options = _ship(restorer)  # once per run, photos and videos alike
     stats = RunStats()
     t0 = time.perf_counter()
     videos = [j for j in jobs if j.src.suffix.lower() in VIDEO_SUFFIXES]
     jobs = [j for j in jobs if j.src.suffix.lower() not in VIDEO_SUFFIXES]
     for j in videos:
         try:
-            deblur_video_on_ray(restorer, j.src, j.dst, workers, progress)
+            deblur_video_on_ray(restorer, j.src, j.dst, workers, progress, (model_ref, options))
             stats.images += 1
         except NafnetLitertError as e:
             if len(videos) + len(jobs) == 1:
@@ -232,27 +234,21 @@ def run_jobs_on_ray(
     say = log or (lambda m: tqdm.write(m, file=sys.stderr))
     nodes: set[str] = set()
     try:
-        rows_done = list(_rows(ds, bar, stats, say, nodes))
+        for row in ds.iter_rows():
+            nodes.add(row["node"])
+            if row["error"]:
+                stats.failed.append((Path(row["src"]), row["error"]))
+                say(f"skipped {row['src']}: {row['error']}")
+            else:
+                stats.images += 1
+                stats.tiles += int(row["tiles"])
+            bar.update(1)
     except ray.exceptions.RayError as e:  # the cluster itself failed (not one photo): one line, not Ray's trace
-        bar.close()
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise NafnetLitertError(f"the Ray run failed ({type(e).__name__}: {first})") from None
-    del rows_done
-    bar.close()
+    finally:
+        bar.close()
     _remove_orphans(jobs)
     stats.seconds = time.perf_counter() - t0
     stats.nodes = sorted(nodes)
     return stats
-
-
-def _rows(ds, bar, stats: RunStats, say, nodes: set):
-    for row in ds.iter_rows():
-        nodes.add(row["node"])
-        if row["error"]:
-            stats.failed.append((Path(row["src"]), row["error"]))
-            say(f"skipped {row['src']}: {row['error']}")
-        else:
-            stats.images += 1
-            stats.tiles += int(row["tiles"])
-        bar.update(1)
-        yield row

@@ -273,6 +273,6 @@ class Restorer:
         from PIL import Image
 
         if isinstance(image, Image.Image):
-            return photo_to_pil(self.restore_photo(photo_from_pil(image), progress), image.mode)
+            return photo_to_pil(self.restore_photo(photo_from_pil(image), progress))
         photo = photo_from_array(image)
-        return photo_to_array(self.restore_photo(photo, progress), image)
+        return photo_to_array(self.restore_photo(photo, progress), gray_2d=np.asarray(image).ndim == 2)

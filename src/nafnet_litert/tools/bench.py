@@ -216,7 +216,7 @@ def run_bench(spec: str, size=(256, 256), runs: int = 7, threads=(1, 2), frame: 
         r["vs_onnxruntime"] = r["ms"] / min(b["ms"] for b in same if b["backend"].startswith("ONNX Runtime"))
         r["vs_gemm_floor"] = r["ms"] / floors[n]["floor_ms"]
     return {"model": ck.config.describe(), "size": f"{h}x{w}", "macs": macs, "floors": floors, "rows": rows,
-            "machine": _cpu_name(), "runs": runs}  # fmt: skip
+            "machine": cpu_name(), "runs": runs}  # fmt: skip
 
 
 def format_table(res: dict) -> str:
@@ -234,7 +234,7 @@ def format_table(res: dict) -> str:
     return "\n".join(out)
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
