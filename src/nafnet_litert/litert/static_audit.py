@@ -79,9 +79,9 @@ class StaticAudit:
     @property
     def precision(self) -> str:
         dtypes = {t.dtype for t in self.graph.tensors}
-        if "FLOAT16" in dtypes:
-            return "fp16"
-        return "int8" if "INT8" in dtypes and "DEQUANTIZE" in self.histogram else "fp32"
+        if "INT8" in dtypes and "DEQUANTIZE" in self.histogram:
+            return "int8"  # int8 weights (depthwise filters may be fp16: see litert.convert.INT8_RECIPE)
+        return "fp16" if "FLOAT16" in dtypes else "fp32"
 
     def ops_check(self) -> Check:
         rejected = {

@@ -39,10 +39,13 @@ from ..litert.graph import read_graph
 PARITY_THRESHOLDS = {
     "fp32": {"corr": 0.999999, "max_abs": 1e-4},
     "fp16": {"corr": 0.9999, "max_abs": None},
-    # weight-only int8 (per-channel, dequantized before each op): the bundled model on chelsea/astronaut/coffee gives
-    # corr 0.9999998-0.9999999 and max abs 5e-4..1.8e-3 against the fp32 reference (PSNR 76-77 dB); the limits
-    # keep 1-r 500x and max abs 2x inside, and max abs below one 8-bit step (1/255)
-    "int8": {"corr": 0.9999, "max_abs": 1 / 255},
+    # weight-only int8 is judged against the error int8 weights cause in the network itself: the PyTorch reference
+    # with the same rounding (its "int8 twin", :func:`int8_twin`). The file may be at most 3 dB (2x the squared
+    # error) and 2x the max abs further from the fp32 reference than its twin. Measured on chelsea (256x256):
+    # random GoPro-w32 file 23.51 dB / max abs 0.380, its twin 22.54 dB / 0.387 (a random network amplifies the
+    # rounding: corr 0.9991); the bundled model file 77.69 dB / 5.1e-4, twin 74.93 dB / 5.8e-4. Both sit inside
+    # with room (file/twin max abs 0.98x and 0.89x); a file whose weights were rounded twice as coarsely would not.
+    "int8": {"psnr_below_twin_db": 3.0, "max_abs_over_twin": 2.0},
 }
 
 #: The GPU's fp16 pass against the PyTorch reference. Measured with Mesa 25 lavapipe on chelsea.png (256x256) and
@@ -51,8 +54,12 @@ PARITY_THRESHOLDS = {
 #: fp16 rounding through a random network); a straight litert-torch conversion of the same checkpoint corr 0.865,
 #: residual corr 0.861 (max abs 3.6). The residual (output - input: what the network adds) is the sharp test,
 #: because a restoration network's output is mostly its input. A limit of 0.999 on both sits >= 15x from ours in
-#: 1 - r (6e-5 vs 1e-3) and > 100x from the straight conversion (0.14). The bundled trained model gives 0.99995+.
-GPU_FP16_THRESHOLDS = {"corr": 0.999, "residual_corr": 0.999}
+#: 1 - r (6e-5 vs 1e-3) and > 100x from the straight conversion (0.14).
+#: A trained model on a photo that is already sharp adds almost nothing, so fp16 rounding alone decides the
+#: residual corr: the bundled model on chelsea gives residual corr 0.9904 at max abs 5.1e-4 (an eighth of an
+#: 8-bit step), and 0.99997+ on blurred GoPro crops. So a pass whose every value is within half an 8-bit step of
+#: the reference (``max_abs``) passes whatever its residual corr: no 8-bit pixel can move by more than rounding.
+GPU_FP16_THRESHOLDS = {"corr": 0.999, "residual_corr": 0.999, "max_abs": 0.5 / 255}
 
 
 # ------------------------------------------------------------------------------------------------ numbers
@@ -86,10 +93,18 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.array_equal(a, b))
 
 
-def parity_passes(metrics: dict[str, float], precision: str) -> bool:
+def parity_passes(metrics: dict[str, float], precision: str, twin: dict[str, float] | None = None) -> bool:
+    """``precision`` picks :data:`PARITY_THRESHOLDS`; int8 needs ``twin``, the int8 twin's metrics on the image."""
     th = PARITY_THRESHOLDS[precision]
     if not metrics.get("finite", True):
         return False
+    if precision == "int8":
+        if twin is None:
+            raise ValueError("int8 parity is judged against the int8 twin's metrics")
+        return (
+            metrics["psnr"] >= twin["psnr"] - th["psnr_below_twin_db"]
+            and metrics["max_abs"] <= th["max_abs_over_twin"] * twin["max_abs"]
+        )
     ok = metrics["corr"] >= th["corr"]
     if th["max_abs"] is not None:
         ok = ok and metrics["max_abs"] <= th["max_abs"]
@@ -98,7 +113,9 @@ def parity_passes(metrics: dict[str, float], precision: str) -> bool:
 
 def gpu_fp16_passes(metrics: dict[str, float]) -> bool:
     th = GPU_FP16_THRESHOLDS
-    return bool(metrics.get("finite")) and metrics["corr"] >= th["corr"] and metrics["residual_corr"] >= th["residual_corr"]
+    if not metrics.get("finite") or metrics["corr"] < th["corr"]:
+        return False
+    return metrics["residual_corr"] >= th["residual_corr"] or metrics["max_abs"] <= th["max_abs"]
 
 
 # ------------------------------------------------------------------------------------------------ runs
@@ -149,12 +166,36 @@ def load_inputs(model_path, images: list[str | Path]) -> list[np.ndarray]:
     return [to_nchw(fit_to_size(load_image(p, io.channels), (io.height, io.width))) for p in images]
 
 
-def reference_outputs(reference, inputs: list[np.ndarray]) -> list[np.ndarray]:
+def reference_outputs(reference, inputs: list[np.ndarray], int8: bool = False) -> list[np.ndarray]:
+    """The PyTorch reference's outputs; ``int8``: its int8 twin's (:func:`int8_twin`)."""
     import torch
 
     net = reference.build_reference()
+    if int8:
+        net = int8_twin(net)
     with torch.no_grad():
         return [net(torch.from_numpy(x)).numpy() for x in inputs]
+
+
+def int8_twin(net):
+    """``net`` with the weights an int8 export stores (:data:`~nafnet_litert.litert.convert.INT8_RECIPE`), computed
+    in PyTorch on the reference network, independently of the export path: every convolution's weight rounded to
+    symmetric int8 per output channel (scale = max |w| / 127), depthwise filters rounded to float16. Activations
+    stay float32, as in the file. Its distance from the fp32 reference is what int8 weights cost this network."""
+    import torch
+
+    with torch.no_grad():
+        for m in net.modules():
+            if not isinstance(m, torch.nn.Conv2d):
+                continue
+            w = m.weight
+            if m.groups > 1 and m.groups == m.in_channels:
+                w.copy_(w.half().float())
+                continue
+            scale = w.abs().amax(dim=(1, 2, 3), keepdim=True) / 127
+            safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+            w.copy_(torch.where(scale > 0, torch.round(w / safe).clamp(-127, 127) * safe, w))
+    return net
 
 
 # ------------------------------------------------------------------------------------------------ report
@@ -287,6 +328,9 @@ def _format_check(name: str, c: Check) -> list[str]:
         text = f"{img['image']}: vs PyTorch {_fmt_metrics(img['vs_reference'])}"
         if "vs_cpu" in img:
             text += f"; vs CPU max abs {img['vs_cpu']['max_abs']:.3g}"
+        if "int8_twin" in img:
+            t = img["int8_twin"]
+            text += f"; its int8 twin (PyTorch) PSNR {t['psnr']:.2f} dB, max abs {t['max_abs']:.3g}"
         out.append(label + text + acc)
         label = pad
     if name == "gpu_fp16":
@@ -378,9 +422,13 @@ def audit(
         rows = _image_rows(names, cpu.outputs, refs, inputs)
         for r, sec in zip(rows, cpu.seconds):
             r["seconds"] = sec
+        if precision == "int8":
+            twins = reference_outputs(reference, inputs, int8=True)
+            for r, t, ref, x in zip(rows, twins, refs, inputs):
+                r["int8_twin"] = parity_metrics(t, ref, x)
         report.checks["parity_cpu"] = Check(
             "parity_cpu",
-            all(parity_passes(r["vs_reference"], precision) for r in rows),
+            all(parity_passes(r["vs_reference"], precision, r.get("int8_twin")) for r in rows),
             {"thresholds": PARITY_THRESHOLDS[precision], "weight_precision": precision, "images": rows},
         )
     if gpu:
@@ -402,12 +450,16 @@ def _gpu_checks(report, model_path, inputs, names, refs, cpu: Run, precision: st
         report.checks["gpu_fp32"] = Check("gpu_fp32", False, {"fully_accelerated": False, **device}, r32.error)
     else:
         rows = _image_rows(names, r32.outputs, truth, inputs, cpu.outputs)
-        ok = r32.fully_accelerated and all(parity_passes(r["vs_reference"], precision) for r in rows)
+        # int8: the quantization error is parity_cpu's business (against the int8 twin); the GPU must compute what
+        # the file computes on the CPU, to fp32 parity
+        against, th = ("vs_cpu", "fp32") if precision == "int8" else ("vs_reference", precision)
+        ok = r32.fully_accelerated and all(parity_passes(r[against], th) for r in rows)
         report.checks["gpu_fp32"] = Check(
             "gpu_fp32",
             bool(ok),
-            {"fully_accelerated": r32.fully_accelerated, "thresholds": PARITY_THRESHOLDS[precision], **device, "images": rows},
-        )
+            {"fully_accelerated": r32.fully_accelerated, "thresholds": PARITY_THRESHOLDS[th], **device,
+             "judged_against": "cpu" if against == "vs_cpu" else "reference", "images": rows},
+        )  # fmt: skip
         report.first_outputs["gpu_fp32"] = r32.outputs[0]
     r16 = runs["fp16"]
     if r16.error:
