@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runs", type=int, default=7, help="timed runs per backend (median reported; >= 5)")
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     p.add_argument("--frame", action="store_true", help="also a 1280x720 frame: tiled 256 model and full-frame TLC")
+    p.add_argument("--profile", action="store_true",
+                   help="also LiteRT's per-op profile of the fp32 model: by op type, XNNPACK kernel and NAFNet stage")
     p.add_argument("--json", help="also write the results as JSON")
     p.set_defaults(func=run)
 
@@ -42,7 +44,7 @@ def run(a: argparse.Namespace) -> int:
     from ..litert.convert import check_size, parse_size
 
     check_size(parse_size(a.size), 16)  # every NAFNet preset halves the image 4 times
-    res = run_bench(a.checkpoint, a.size, a.runs, threads, a.frame, log=lambda m: print(m, file=sys.stderr))
+    res = run_bench(a.checkpoint, a.size, a.runs, threads, a.frame, a.profile, log=lambda m: print(m, file=sys.stderr))
     print(format_table(res))
     write_json(a.json, res)
     return 0

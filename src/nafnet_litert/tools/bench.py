@@ -3,11 +3,14 @@
     nafnet-litert bench [CKPT|default|random:GoPro-width32] [--size 256] [--runs 7] [--threads 1,2] [--json out.json]
     python -m nafnet_litert.tools.bench ...   (the same)
 
-Backends: PyTorch eager (reference and deploy), ONNX Runtime CPU (exported by the benchmark itself, same thread
-count), LiteRT XNNPACK fp32 and fp16; optionally (``--frame``) a 1280x720 frame tiled with the 256 model and
+Backends: PyTorch eager (reference and deploy), ONNX Runtime CPU (each ONNX graph of the network the benchmark can
+make: ours, our deploy rewrite, spandrel's; same thread count), LiteRT XNNPACK fp32, fp16 and int8 weights; optionally (``--frame``) a 1280x720 frame tiled with the 256 model and
 full-frame with TLC. Each backend is measured in a fresh process (spawned) so that its peak RSS is its own:
 median of ``--runs`` timed runs after warm-up. The machine's fp32 GEMM speed is measured in the same run (a large
 sgemm with the same thread count) and turned into the compute floor for the model's MACs at that size.
+
+``--profile`` adds LiteRT's own per-op profile of the fp32 model at each thread count (:mod:`..litert.profile`):
+time share by op type, by XNNPACK kernel and by NAFNet stage, and the convolutions' achieved GFLOP/s.
 """
 
 from __future__ import annotations
@@ -144,9 +147,9 @@ def onnx_graphs(ck, size: tuple[int, int], folder: Path) -> dict[str, Path]:
 
     graphs = {"reference": ck.build_reference(), "deploy": to_deploy(ck.build_reference())}
     try:
-        from spandrel import ModelLoader
+        from .spandrel_graph import spandrel_nafnet
 
-        graphs["spandrel"] = ModelLoader().load_from_state_dict(dict(ck.state_dict)).model
+        graphs["spandrel"] = spandrel_nafnet(ck.config, dict(ck.state_dict))
     except Exception:  # noqa: BLE001 - spandrel is optional (and an old one may not know NAFNet)
         pass
     out = {}
@@ -156,7 +159,8 @@ def onnx_graphs(ck, size: tuple[int, int], folder: Path) -> dict[str, Path]:
     return out
 
 
-def run_bench(spec: str, size=(256, 256), runs: int = 7, threads=(1, 2), frame: bool = False, log=print) -> dict:
+def run_bench(spec: str, size=(256, 256), runs: int = 7, threads=(1, 2), frame: bool = False, profile: bool = False,
+              log=print) -> dict:  # fmt: skip
     from ..models.checkpoint import resolve_checkpoint
     from ..litert.convert import export, parse_size
 
@@ -172,9 +176,9 @@ def run_bench(spec: str, size=(256, 256), runs: int = 7, threads=(1, 2), frame: 
     ctx = mp.get_context("spawn")
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
-        log("exporting models (ONNX graphs, LiteRT fp32/fp16)...")
+        log("exporting models (ONNX graphs, LiteRT fp32/fp16/int8)...")
         onnx_paths = onnx_graphs(ck, (h, w), Path(tmp))
-        lite = {p: str(export(ck, Path(tmp) / f"m_{p}.tflite", (h, w), p).model_path) for p in ("fp32", "fp16")}
+        lite = {p: str(export(ck, Path(tmp) / f"m_{p}.tflite", (h, w), p).model_path) for p in ("fp32", "fp16", "int8")}
         jobs = []
         for n in threads:
             base = {"threads": n, "runs": runs, "size": (h, w), "model": spec}
@@ -187,6 +191,7 @@ def run_bench(spec: str, size=(256, 256), runs: int = 7, threads=(1, 2), frame: 
                 ],
                 {**base, "kind": "litert", "label": "LiteRT XNNPACK fp32", "path": lite["fp32"]},
                 {**base, "kind": "litert", "label": "LiteRT XNNPACK fp16", "path": lite["fp16"]},
+                {**base, "kind": "litert", "label": "LiteRT XNNPACK int8 weights", "path": lite["int8"]},
             ]
         if frame:
             log("exporting the full-frame TLC model (720x1280)...")
@@ -202,6 +207,12 @@ def run_bench(spec: str, size=(256, 256), runs: int = 7, threads=(1, 2), frame: 
                 res = pool.apply(_work, (job,))
             rows.append({"backend": job["label"], "threads": job["threads"], "size": f"{job['size'][0]}x{job['size'][1]}", **res})
             log(f"  {job['label']:40s} {job['threads']} thr  {res['ms']:9.1f} ms  peak RSS {res['peak_rss_mb']:.0f} MB")
+        profiles = []
+        if profile:
+            for n in threads:
+                log(f"profiling LiteRT fp32 at {n} thread(s)...")
+                with ctx.Pool(1) as pool:
+                    profiles.append(pool.apply(_profile_work, ({"path": lite["fp32"], "threads": n, "runs": runs},)))
     macs = count_macs(ck.build_reference(), (1, 3, h, w))
     floors = {}
     for n in threads:
@@ -216,7 +227,7 @@ def run_bench(spec: str, size=(256, 256), runs: int = 7, threads=(1, 2), frame: 
         r["vs_onnxruntime"] = r["ms"] / min(b["ms"] for b in same if b["backend"].startswith("ONNX Runtime"))
         r["vs_gemm_floor"] = r["ms"] / floors[n]["floor_ms"]
     return {"model": ck.config.describe(), "size": f"{h}x{w}", "macs": macs, "floors": floors, "rows": rows,
-            "machine": cpu_name(), "runs": runs}  # fmt: skip
+            "machine": cpu_name(), "runs": runs, "profiles": profiles}  # fmt: skip
 
 
 def format_table(res: dict) -> str:
@@ -231,6 +242,101 @@ def format_table(res: dict) -> str:
             if "vs_gemm_floor" in r else f"{'':>8s} {'':>6s} {'':>8s}"
         )  # fmt: skip
         out.append(f"{r['backend']:40s} {r['threads']:>3d} {r['ms']:>10.1f} {r['peak_rss_mb']:>11.0f} {ratios}")
+    for p in res.get("profiles", []):
+        out.append("")
+        out.append(format_profile(p, res["floors"].get(p["threads"], {}).get("gemm_gflops")))
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------ per-op profile (bench --profile)
+def node_stages(graph) -> list[str]:
+    """The NAFNet stage of every graph node: ``encoder Lk`` / ``middle`` / ``decoder Lk``, where ``k`` is the
+    level of its largest activation (input size / 2**k) and the side is whether it runs before or after the middle
+    blocks (named ``middle_blks`` in the exported file). Pooled 1x1 nodes (the channel attention) take the stage
+    of the node before them."""
+    shape = graph.tensors[graph.inputs[0]].shape
+    nchw = shape[1] in (1, 3) and shape[3] not in (1, 3)
+    h0 = max(shape[2:4]) if nchw else max(shape[1:3])
+    middle = [i for i, op in enumerate(graph.ops) if any("middle_blks" in graph.tensors[o].name for o in op.outputs)]
+    first_mid, last_mid = (middle[0], middle[-1]) if middle else (len(graph.ops), len(graph.ops))
+    stages, prev, deepest = [], "encoder L0", 0
+    for i, op in enumerate(graph.ops):
+        if first_mid <= i <= last_mid:
+            stages.append(prev := "middle")
+            continue
+        sizes = [max(graph.tensors[t].shape[1:3]) for t in list(op.inputs) + list(op.outputs)
+                 if t >= 0 and not graph.tensors[t].buffer and len(graph.tensors[t].shape) == 4]  # fmt: skip
+        big = max(sizes, default=1)
+        if big <= 1:
+            stages.append(prev)
+            continue
+        level = max(0, round(np.log2(h0 / big)))
+        if i < first_mid:
+            deepest = max(deepest, level)
+        else:
+            level = min(level, deepest)  # the first upsampler's conv still reads the bottleneck
+        stages.append(prev := f"{'encoder' if i < first_mid else 'decoder'} L{level}")
+    return stages
+
+
+def node_macs(graph, node: int) -> int:
+    """Multiply-accumulates of a CONV_2D / DEPTHWISE_CONV_2D node (0 for others)."""
+    op = graph.ops[node]
+    if op.name not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        return 0
+    out = int(np.prod(graph.tensors[op.outputs[0]].shape))
+    w = graph.tensors[op.inputs[1]].shape  # [O, kh, kw, I] or [1, kh, kw, C]
+    return out * w[1] * w[2] * (w[3] if op.name == "CONV_2D" else 1)
+
+
+def profile_tables(model_path: str | Path, prof) -> dict:
+    """Time share of a :class:`~nafnet_litert.litert.profile.Profile` by op type, by XNNPACK kernel and by stage,
+    with the convolutions' achieved GFLOP/s."""
+    from ..litert.graph import read_graph
+
+    graph = read_graph(model_path)
+    stages = node_stages(graph)
+    total = sum(o.us for o in prof.ops)
+
+    def table(key) -> list[dict]:
+        acc: dict[str, dict] = {}
+        for o in prof.ops:
+            r = acc.setdefault(key(o), {"count": 0, "us": 0.0, "macs": 0})
+            r["count"] += 1
+            r["us"] += o.us
+            r["macs"] += node_macs(graph, o.node)
+        rows = [{"name": k, "count": v["count"], "ms": v["us"] / 1e3, "share": v["us"] / total,
+                 "gflops": 2 * v["macs"] / (v["us"] * 1e3) if v["macs"] and v["us"] else None}
+                for k, v in acc.items()]  # fmt: skip
+        return sorted(rows, key=lambda r: -r["ms"])
+
+    order = {s: i for i, s in enumerate(dict.fromkeys(stages))}
+    by_stage = sorted(table(lambda o: stages[o.node]), key=lambda r: order[r["name"]])
+    return {"threads": prof.threads, "wall_ms": prof.wall_ms, "ops_ms": total / 1e3, "partitions": prof.partitions,
+            "by_op": table(lambda o: o.op), "by_kernel": table(lambda o: o.kernel), "by_stage": by_stage}  # fmt: skip
+
+
+def _profile_work(job: dict) -> dict:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from ..litert.profile import profile_model
+
+    prof = profile_model(job["path"], job["threads"], runs=job["runs"])
+    return profile_tables(job["path"], prof)
+
+
+def format_profile(p: dict, floor_gflops: float | None = None, top: int = 8) -> str:
+    out = [f"LiteRT XNNPACK fp32 profile, {p['threads']} thread(s): ops {p['ops_ms']:.1f} ms of {p['wall_ms']:.1f} ms "
+           f"wall ({p['partitions']} XNNPACK partition(s))"]  # fmt: skip
+    for title, rows, n in (("op type", p["by_op"], top), ("XNNPACK kernel", p["by_kernel"], top), ("stage", p["by_stage"], 99)):
+        out.append(f"  {'by ' + title:40s} {'ops':>5s} {'ms':>8s} {'share':>6s} {'GFLOP/s':>8s}")
+        for r in rows[:n]:
+            g = f"{r['gflops']:8.0f}" if r["gflops"] else f"{'':8s}"
+            out.append(f"    {r['name'][:38]:38s} {r['count']:>5d} {r['ms']:>8.1f} {100 * r['share']:>5.1f}% {g}")
+    if floor_gflops:
+        conv = [r for r in p["by_op"] if r["name"] == "CONV_2D"]
+        if conv and conv[0]["gflops"]:
+            out.append(f"  CONV_2D runs at {conv[0]['gflops']:.0f} GFLOP/s = {conv[0]['gflops'] / floor_gflops:.2f}x the "
+                       f"sgemm rate ({floor_gflops:.0f} GFLOP/s)")  # fmt: skip
     return "\n".join(out)
 
 
