@@ -259,13 +259,17 @@ def node_stages(graph) -> list[str]:
     h0 = max(shape[2:4]) if nchw else max(shape[1:3])
     middle = [i for i, op in enumerate(graph.ops) if any("middle_blks" in graph.tensors[o].name for o in op.outputs)]
     first_mid, last_mid = (middle[0], middle[-1]) if middle else (len(graph.ops), len(graph.ops))
+    weights = {o for op in graph.ops if op.name == "DEQUANTIZE" for o in op.outputs}  # fp16/int8 weights
     stages, prev, deepest = [], "encoder L0", 0
     for i, op in enumerate(graph.ops):
+        if op.name == "DEQUANTIZE":
+            stages.append(prev)
+            continue
         if first_mid <= i <= last_mid:
             stages.append(prev := "middle")
             continue
         sizes = [max(graph.tensors[t].shape[1:3]) for t in list(op.inputs) + list(op.outputs)
-                 if t >= 0 and not graph.tensors[t].buffer and len(graph.tensors[t].shape) == 4]  # fmt: skip
+                 if t >= 0 and not graph.tensors[t].buffer and t not in weights and len(graph.tensors[t].shape) == 4]  # fmt: skip
         big = max(sizes, default=1)
         if big <= 1:
             stages.append(prev)
