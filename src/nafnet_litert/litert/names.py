@@ -20,12 +20,12 @@ def short_name(name: str) -> str:
     for location in name.split(";"):
         parts = []
         for comp in location.split("/"):
-            if "." not in comp:  # not a module component (a suffix such as "1", or a converter constant)
-                parts.append(comp)
-                continue
-            type_and_attr = comp.rsplit(".", 1)[1]
-            if "_" in type_and_attr:  # "Conv2d_conv4a" -> "conv4a"; the wrapper ("ExportWrapper") has none
+            type_and_attr = comp.rsplit(".", 1)[-1]
+            if "." not in comp or not type_and_attr[:1].isupper():
+                parts.append(comp)  # not a module component: a suffix, or a converter constant ("arith.constant11")
+            elif "_" in type_and_attr:  # "torch.nn.modules.conv.Conv2d_conv4a" -> "conv4a"
                 parts.append(type_and_attr.split("_", 1)[1])
+            # else the export wrapper itself ("...ExportWrapper"), which names nothing
         out.append("/".join(parts))
     return ";".join(out)
 
