@@ -8,9 +8,9 @@ import torch
 from nafnet_litert.models.checkpoint import random_checkpoint
 from nafnet_litert.io.image import to_nchw
 from nafnet_litert.models import PRESETS, NAFNet, NAFNetConfig
+from nafnet_litert.tools.spandrel_graph import spandrel_nafnet  # spandrel's own NAFNet file, from its wheel
 
 from tests.conftest import SMALL, photo_array
-from tests.oracle import spandrel_nafnet
 
 
 def test_official_gopro_w32_parameter_count():

@@ -201,15 +201,6 @@ def _check_pixels(path: Path, w: int, h: int, max_pixels: int | None) -> None:
         )
 
 
-def _descriptive(exif: Image.Exif) -> Image.Exif:
-    """Only the tags that describe the photo (camera, date, author, orientation)."""
-    out = Image.Exif()
-    for tag in DESCRIPTIVE_TAGS + (_ORIENTATION,):
-        if tag in exif:
-            out[tag] = exif[tag]
-    return out
-
-
 def _pillow_pixels(path: Path, im: Image.Image) -> np.ndarray:
     mode = im.mode
     if mode in ("L", "LA", "RGB", "RGBA"):
@@ -299,9 +290,7 @@ def write_photo(photo: Photo, path: str | Path, quality: int = 95) -> None:
     suffix = path.suffix.lower()
     if suffix not in PHOTO_SUFFIXES:
         raise ImageError(f"unsupported output format {suffix!r} (use {', '.join(PHOTO_SUFFIXES)})")
-    a = photo.color if photo.alpha is None else np.concatenate([photo.color, photo.alpha[:, :, None]], axis=2)
-    if a.shape[2] == 1:
-        a = a[:, :, 0]
+    a = photo_to_array(photo, gray_2d=True)
     with atomic_path(path) as tmp:
         if photo.bits == 16 and suffix == ".png":  # pypng: Pillow cannot write 16-bit RGB, nor (12+) 16-bit gray
             import png

@@ -74,8 +74,6 @@ class VulkanSetup:
     fp16_expected: bool
 
 
-
-
 def fp16_install_hint() -> str:
     """One line: how to get a Vulkan driver on which the GPU accelerator runs real fp16 kernels."""
     return (
@@ -195,11 +193,6 @@ def _is_swiftshader(icds: str) -> bool:
     return "swiftshader" in icds.lower()
 
 
-def _choose(icd: str, kind: str, fp16: bool) -> VulkanSetup:
-    setup = VulkanSetup(icd=icd, kind=kind, fp16_expected=fp16)
-    return setup
-
-
 @contextlib.contextmanager
 def vulkan_env(setup: VulkanSetup | None):
     """``VK_ICD_FILENAMES`` pointing at ``setup``'s driver for the duration of the block (when this module chose
@@ -240,10 +233,10 @@ def ensure_vulkan_icd() -> VulkanSetup:
         if found is not None:
             icd, lib = found
             _preload_private_libdrm(lib)
-            return _choose(icd, "lavapipe", True)
+            return VulkanSetup(icd=icd, kind="lavapipe", fp16_expected=True)
         swiftshader = next((p for p in SWIFTSHADER_ICDS if Path(p).exists()), None)
         if swiftshader is not None:
-            return _choose(swiftshader, "swiftshader", False)
+            return VulkanSetup(icd=swiftshader, kind="swiftshader", fp16_expected=False)
     raise GpuUnavailable(
         "no Vulkan driver for the LiteRT GPU accelerator"
         + ("" if loader else " (and no Vulkan loader, libvulkan1)")
