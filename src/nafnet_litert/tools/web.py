@@ -28,6 +28,7 @@ import hashlib
 import http.server
 import io
 import shutil
+import sys
 import tarfile
 import urllib.request
 from dataclasses import dataclass
@@ -180,7 +181,18 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def make_server(site: str | Path, port: int = 8000, handler=SiteHandler) -> http.server.ThreadingHTTPServer:
+class SiteServer(http.server.ThreadingHTTPServer):
+    """A threading server whose handlers never print tracebacks: a browser that hangs up mid-file (a closed tab, a
+    cancelled download) is normal and silent; any other failure of one request is one line on stderr."""
+
+    def handle_error(self, request, client_address) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):  # reset, broken pipe, aborted: the client left
+            return
+        print(f"nafnet-litert serve: a request from {client_address[0]} failed: {error!r}", file=sys.stderr)
+
+
+def make_server(site: str | Path, port: int = 8000, handler=SiteHandler) -> SiteServer:
     """A server for ``site`` on 127.0.0.1:``port`` (0 = any free port), not yet serving."""
     import functools
 
@@ -190,6 +202,6 @@ def make_server(site: str | Path, port: int = 8000, handler=SiteHandler) -> http
     if not 0 <= port <= 65535:
         raise WebError(f"--port must be between 0 and 65535, got {port}")
     try:
-        return http.server.ThreadingHTTPServer(("127.0.0.1", port), functools.partial(handler, directory=str(site)))
+        return SiteServer(("127.0.0.1", port), functools.partial(handler, directory=str(site)))
     except OSError as e:
         raise WebError(f"cannot listen on 127.0.0.1:{port} ({e.strerror})") from None
