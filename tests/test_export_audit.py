@@ -231,11 +231,8 @@ def test_op_tables_are_disjoint_and_sourced():
 
 
 @pytest.mark.slow
-def test_cli_convert_and_audit_small_model_nhwc(tmp_path, small_checkpoint):
-    from nafnet_litert.models.checkpoint import save_safetensors
-
-    ckpt = tmp_path / "small.safetensors"
-    save_safetensors(small_checkpoint.state_dict, ckpt)
+def test_cli_convert_and_audit_small_model_nhwc(tmp_path, small_checkpoint_file):
+    ckpt = small_checkpoint_file
     out = tmp_path / "small_nhwc.tflite"
     cli = [sys.executable, "-m", "nafnet_litert.cli"]
     r = subprocess.run(

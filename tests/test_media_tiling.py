@@ -11,7 +11,6 @@ import torch
 from PIL import Image, ImageOps
 
 from nafnet_litert.cli import main
-from nafnet_litert.models.checkpoint import save_safetensors
 from nafnet_litert.io.image import read_photo, write_photo
 from nafnet_litert.restore.tiling import positions, tiled_restore
 
@@ -53,11 +52,10 @@ def test_16bit_rgb_round_trip_is_lossless(tmp_path, suffix):
     assert back.color.dtype == np.uint16 and np.array_equal(back.color, a)
 
 
-def test_alpha_gray_icc_exif_survive_a_deblur(tmp_path, small_checkpoint):
+def test_alpha_gray_icc_exif_survive_a_deblur(tmp_path, small_checkpoint_file):
     from nafnet_litert.restore import Restorer
 
-    ckpt = tmp_path / "m.safetensors"
-    save_safetensors(small_checkpoint.state_dict, ckpt)
+    ckpt = small_checkpoint_file
     deb = Restorer(str(ckpt), backend="torch", tile=64, overlap=16)
     rgba = np.concatenate([_u8("chelsea.png", (70, 90)), np.linspace(0, 255, 70 * 90).reshape(70, 90, 1).astype(np.uint8)], 2)
     icc = ImageOps.__name__.encode() * 10  # any bytes: Pillow stores the profile verbatim in PNG
@@ -104,9 +102,8 @@ def test_tiled_local_network_matches_whole_image():
     assert np.abs(tiled - whole).mean() < 1e-3
 
 
-def test_cli_folder_mirrors_tree_and_skips_existing(tmp_path, small_checkpoint, capsys):
-    ckpt = tmp_path / "m.safetensors"
-    save_safetensors(small_checkpoint.state_dict, ckpt)
+def test_cli_folder_mirrors_tree_and_skips_existing(tmp_path, small_checkpoint_file, capsys):
+    ckpt = small_checkpoint_file
     src = tmp_path / "in"
     (src / "a" / "b").mkdir(parents=True)
     Image.fromarray(_u8("astronaut.png", (64, 80))).save(src / "one.jpg")
@@ -147,14 +144,13 @@ def test_cli_deblur_errors_are_one_line_and_leave_nothing(tmp_path, args, messag
 
 
 @pytest.mark.slow
-def test_cli_video_keeps_frames_and_audio(tmp_path, small_checkpoint):
+def test_cli_video_keeps_frames_and_audio(tmp_path, small_checkpoint_file):
     """Through a subprocess: the real CLI path (native logs sent to a file, stdout kept clean)."""
     import imageio_ffmpeg
 
     ff = imageio_ffmpeg.get_ffmpeg_exe()
     clip = make_clip(tmp_path / "clip.mp4", seconds=1)
-    ckpt = tmp_path / "m.safetensors"
-    save_safetensors(small_checkpoint.state_dict, ckpt)
+    ckpt = small_checkpoint_file
     out = tmp_path / "sharp.mp4"
     r = subprocess.run(CLI + ["deblur", str(clip), "-o", str(out), "--model", str(ckpt), "--backend", "torch",
                               "--tile", "64", "--overlap", "16", "--quiet"], capture_output=True, text=True)  # fmt: skip

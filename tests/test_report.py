@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nafnet_litert.models.checkpoint import save_safetensors
 from nafnet_litert.litert.convert import export
 
 from tests.conftest import skimage_photo
@@ -29,7 +28,7 @@ def _chromium() -> str:
 
 
 @pytest.mark.slow
-def test_report_renders_with_key_numbers(tmp_path, small_checkpoint):
+def test_report_renders_with_key_numbers(tmp_path, small_checkpoint, small_checkpoint_file):
     from nafnet_litert.litert import GpuUnavailable, ensure_vulkan_icd
 
     try:
@@ -38,8 +37,7 @@ def test_report_renders_with_key_numbers(tmp_path, small_checkpoint):
         if os.environ.get("CI"):
             pytest.fail(str(e))
         pytest.skip(str(e))
-    ckpt = tmp_path / "small.safetensors"
-    save_safetensors(small_checkpoint.state_dict, ckpt)
+    ckpt = small_checkpoint_file
     model = tmp_path / "small.tflite"
     export(small_checkpoint, model, 128, "fp16")
     html_path = tmp_path / "audit.html"

@@ -4,6 +4,7 @@ restorer on the same photo and the same tile model."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -49,13 +50,22 @@ def browser():
         b.close()
 
 
+@contextlib.contextmanager
+def serving(folder: Path, **kw):
+    """``make_server(folder)`` serving on a free port in a thread for the duration of the block: yields its URL."""
+    server = make_server(folder, 0, **kw)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture(scope="module")
 def served(site):
-    server = make_server(site, 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(site) as url:
+        yield url
 
 
 def run_page(browser, served: str, site: Path, image: Path, accelerator: str, threads: int | None = None,
@@ -148,24 +158,17 @@ def test_a_bad_file_is_a_message_not_an_exception(browser, served, site, tmp_pat
     assert errors == []
 
 
-def test_serve_isolates_the_page_and_the_site_is_complete(site):
-    server = make_server(site, 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        with urllib.request.urlopen(base + "/index.html") as r:
-            assert r.headers["Cross-Origin-Opener-Policy"] == "same-origin"
-            assert r.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
-            page = r.read().decode()
-        assert "https://" not in page and "http://" not in page  # nothing from a CDN
-        wasm = next((site / "litert" / "core" / "wasm").glob("*.wasm"))
-        with urllib.request.urlopen(f"{base}/litert/core/wasm/{wasm.name}") as r:
-            assert r.headers["Content-Type"] == "application/wasm"
-        with pytest.raises(urllib.error.HTTPError):
-            urllib.request.urlopen(base + "/litert/")  # no directory listings
-    finally:
-        server.shutdown()
-        server.server_close()
+def test_serve_isolates_the_page_and_the_site_is_complete(site, served):
+    with urllib.request.urlopen(served + "/index.html") as r:
+        assert r.headers["Cross-Origin-Opener-Policy"] == "same-origin"
+        assert r.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+        page = r.read().decode()
+    assert "https://" not in page and "http://" not in page  # nothing from a CDN
+    wasm = next((site / "litert" / "core" / "wasm").glob("*.wasm"))
+    with urllib.request.urlopen(f"{served}/litert/core/wasm/{wasm.name}") as r:
+        assert r.headers["Content-Type"] == "application/wasm"
+    with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(served + "/litert/")  # no directory listings
     assert "Apache License" in (site / "litert" / "LICENSE").read_text()
     assert json.loads((site / "litert" / "core" / "package.json").read_text())["version"] == "2.5.3"
     js = (site / "nafnet.js").read_text()
@@ -191,10 +194,8 @@ def test_a_client_that_hangs_up_mid_file_is_silent(tmp_path, capfd):
                 raise ValueError("a bug in a handler")
             return super().do_GET()
 
-    server = make_server(tmp_path, 0, handler=Broken)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    port = server.server_address[1]
-    try:
+    with serving(tmp_path, handler=Broken) as url:
+        port = int(url.rsplit(":", 1)[1])
         for _ in range(3):
             client = socket.create_connection(("127.0.0.1", port))
             client.sendall(b"GET /model.tflite HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -205,9 +206,6 @@ def test_a_client_that_hangs_up_mid_file_is_silent(tmp_path, capfd):
             client.sendall(b"GET /broken HTTP/1.1\r\nHost: localhost\r\n\r\n")
             client.recv(4096)
         time.sleep(1.0)  # the handler threads notice the reset while writing
-    finally:
-        server.shutdown()
-        server.server_close()
     err = [ln for ln in capfd.readouterr().err.splitlines() if ln.strip()]
     assert len(err) == 1 and "a bug in a handler" in err[0] and "/broken" not in err[0], err
 

@@ -145,7 +145,8 @@ def onnx_graphs(ck, size: tuple[int, int], folder: Path) -> dict[str, Path]:
     when spandrel is installed."""
     from ..models.deploy import to_deploy
 
-    graphs = {"reference": ck.build_reference(), "deploy": to_deploy(ck.build_reference())}
+    reference = ck.build_reference()
+    graphs = {"reference": reference, "deploy": to_deploy(reference)}  # to_deploy copies: the reference is untouched
     try:
         from .spandrel_graph import spandrel_nafnet
 

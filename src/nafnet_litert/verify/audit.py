@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..litert.static_audit import MAX_GPU_RANK, Check, StaticAudit, static_audit
+from ..litert.static_audit import Check, static_audit
 from ..metrics import psnr
 from ..litert.graph import read_graph
 
@@ -445,20 +445,21 @@ def _gpu_checks(report, model_path, inputs, names, refs, cpu: Run, precision: st
     truth = refs if refs is not None else cpu.outputs
     runs = {p: _run_backend(model_path, inputs, "gpu", threads, p) for p in ("fp32", "fp16")}
     device = {"vulkan": setup.kind, "icd": setup.icd}
+    # int8 weights: the quantization error is parity_cpu's business (against the int8 twin); both GPU passes judge
+    # only the GPU's arithmetic, against the file's own CPU result (the same int8 weights); gpu_fp32 to fp32 parity
+    against, judged = ("vs_cpu", "cpu") if precision == "int8" else ("vs_reference", "reference")
+    th = "fp32" if precision == "int8" else precision
     r32 = runs["fp32"]
     if r32.error:
         report.checks["gpu_fp32"] = Check("gpu_fp32", False, {"fully_accelerated": False, **device}, r32.error)
     else:
         rows = _image_rows(names, r32.outputs, truth, inputs, cpu.outputs)
-        # int8: the quantization error is parity_cpu's business (against the int8 twin); the GPU must compute what
-        # the file computes on the CPU, to fp32 parity
-        against, th = ("vs_cpu", "fp32") if precision == "int8" else ("vs_reference", precision)
         ok = r32.fully_accelerated and all(parity_passes(r[against], th) for r in rows)
         report.checks["gpu_fp32"] = Check(
             "gpu_fp32",
             bool(ok),
             {"fully_accelerated": r32.fully_accelerated, "thresholds": PARITY_THRESHOLDS[th], **device,
-             "judged_against": "cpu" if against == "vs_cpu" else "reference", "images": rows},
+             "judged_against": judged, "images": rows},
         )  # fmt: skip
         report.first_outputs["gpu_fp32"] = r32.outputs[0]
     r16 = runs["fp16"]
@@ -477,16 +478,13 @@ def _gpu_checks(report, model_path, inputs, names, refs, cpu: Run, precision: st
         "diff_vs_gpu_fp32": diff,
         "thresholds": GPU_FP16_THRESHOLDS,
         **device,
+        "judged_against": judged,
         "images": rows,
     }
     error = None
     if exercised is False:
         data["hint"] = fp16_install_hint()
         error = "fp16 not exercised: the fp16 pass equals the fp32 pass (this Vulkan device has no shaderFloat16)"
-    # int8 weights: the quantization error is parity_cpu's business; here only fp16 arithmetic is judged, against
-    # the file's own CPU result (the same int8 weights)
-    against = "vs_cpu" if precision == "int8" else "vs_reference"
-    data["judged_against"] = "cpu" if precision == "int8" else "reference"
     ok = bool(r16.fully_accelerated) and bool(exercised) and all(gpu_fp16_passes(r[against]) for r in rows)
     report.checks["gpu_fp16"] = Check("gpu_fp16", ok, data, error)
     report.first_outputs["gpu_fp16"] = r16.outputs[0]
