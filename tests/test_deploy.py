@@ -9,7 +9,7 @@ from torch import nn
 from nafnet_litert.models.checkpoint import random_checkpoint
 from nafnet_litert.io.image import to_nchw
 from nafnet_litert.models import PRESETS
-from nafnet_litert.models.deploy import InterleaveUpsample, ScaledLayerNorm2d, SeparableGlobalMean, to_deploy
+from nafnet_litert.models.deploy import ScaledLayerNorm2d, SeparableGlobalMean, ZeroStuffUpsample, to_deploy
 from nafnet_litert.models.reference import LayerNorm2d, Upsample
 
 from tests.conftest import SMALL, photo_array
@@ -50,23 +50,52 @@ def test_separable_mean_matches_global_pool(scale):
 
 
 @pytest.mark.parametrize("hw", [(4, 4), (5, 7), (16, 48)])
-@pytest.mark.parametrize("form", ["interleave", "depth_to_space", "masked"])
+@pytest.mark.parametrize("form", ["zero_stuff", "depth_to_space"])
 def test_upsample_rewrites_equal_pixelshuffle(hw, form):
     from nafnet_litert.models.deploy.lean import LeanUpsample
-    from nafnet_litert.models.deploy.upsample import MaskedUpsample
 
     up = Upsample(24)
     up.conv.weight.data.normal_()
     new = {
-        "interleave": InterleaveUpsample.from_reference,
-        "depth_to_space": lambda u: LeanUpsample(InterleaveUpsample.from_reference(u)),
-        "masked": MaskedUpsample.from_reference,
+        "zero_stuff": ZeroStuffUpsample.from_reference,
+        "depth_to_space": lambda u: LeanUpsample(ZeroStuffUpsample.from_reference(u)),
     }[form](up)
     x = torch.randn(1, 24, *hw)
     with torch.no_grad():
         a, b = up(x), new(x)
     assert a.shape == b.shape == (1, 12, 2 * hw[0], 2 * hw[1])
-    assert torch.equal(a, b)
+    if form == "depth_to_space":  # the same rows, only reordered
+        assert torch.equal(a, b)
+    else:  # each value is the same 24 products plus zeros, summed in the 2x2 convolution's order
+        ulp = torch.finfo(torch.float32).eps * a.abs().max()
+        assert (a - b).abs().max() <= 4 * ulp
+
+
+def test_zero_stuff_reads_the_resize_only_on_its_grid():
+    """Perturb every off-grid value of the resized tensor: the upsampler's output must not move at all."""
+    import torch.nn.functional as F
+
+    up = Upsample(8)
+    up.conv.weight.data.normal_()
+    z = ZeroStuffUpsample.from_reference(up)
+    x = torch.randn(1, 8, 6, 10)
+    real = F.interpolate
+    noise = torch.randn(1, 8, 12, 20)
+    off = torch.ones(1, 1, 12, 20)
+    off[..., ::2, ::2] = 0
+
+    def lying_resize(t, *args, **kwargs):  # what a Mali-style resize might return off the grid
+        return real(t, *args, **kwargs) + noise * off
+
+    with torch.no_grad():
+        clean = z(x)
+        F.interpolate = lying_resize
+        try:
+            lied = z(x)
+        finally:
+            F.interpolate = real
+    assert torch.equal(clean, lied)
+    assert not torch.equal(real(x, size=(12, 20), mode="nearest") + noise * off, real(x, size=(12, 20), mode="nearest"))
 
 
 def test_native_ops_match_their_torch_definitions():

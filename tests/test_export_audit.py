@@ -37,8 +37,10 @@ def test_w32_graph_is_gpu_clean_and_complete(exported_w32):
         # lean graph: LayerNorm means are 1x1 convs; the two single-axis pooling means remain per block
         assert hist["MEAN"] == 36 * 2 and hist["RSQRT"] == 36 * 2
         assert s["node_count_without_dequantize"] <= 1100  # the seed: 2179; our earlier non-lean graph: 1605
-        # each upsampler: one nearest resize and four channel slices, no DEPTH_TO_SPACE
-        assert hist["RESIZE_NEAREST_NEIGHBOR"] == 4 and hist["SLICE"] == 4 * 4
+        # each upsampler in the seed's zero-stuff form: resize, grid mask, PAD, 2x2 conv, crop; no DEPTH_TO_SPACE
+        assert hist["RESIZE_NEAREST_NEIGHBOR"] == 4 and hist["PAD"] == 4 and hist["SLICE"] == 4 * 2
+        reads = st.forms_check().data["nearest_resizes"]
+        assert len(reads) == 4 and all(r["on_grid"] and r["stride"] == [2, 2] for r in reads)
         # convs: intro, ending, 4 downs, 4 ups x 1 ... at least 5 pointwise convs per block
         assert hist["CONV_2D"] >= 36 * 5
         assert s["transpose_count"] <= 2  # NCHW paid once at the edges
@@ -75,8 +77,8 @@ def test_lean_export_is_smaller_and_as_exact(tmp_path, small_checkpoint, small_e
         else:
             assert rep.passed, rep.format_text()
             assert set(hist) <= set(device_ops.PROVEN), hist
-        if variant == "lean":  # gates from split convolutions: the only SLICEs are the upsamplers' 4 each
-            assert hist["DEPTHWISE_CONV_2D"] == 2 * n_blocks and hist["SLICE"] == 4 * n_ups
+        if variant == "lean":  # gates from split convolutions: the only SLICEs are the upsamplers' crops (H, W)
+            assert hist["DEPTHWISE_CONV_2D"] == 2 * n_blocks and hist["SLICE"] == 2 * n_ups
     assert counts["native"] < counts["lean"] < 0.8 * counts["deploy"], counts
 
 
@@ -114,7 +116,7 @@ def test_sidecar_records_provenance(exported_w32):
     assert s["model_sha256"] == hashlib.sha256(res.model_path.read_bytes()).hexdigest()
     assert s["versions"]["litert-torch"].startswith("0.10")
     assert s["audit"]["gpu_clean"] is True
-    assert s["rewrites"]["upsample"] == "masked_resize" and s["rewrites"]["native_ops"] is False
+    assert s["rewrites"]["upsample"] == "zero_stuff" and s["rewrites"]["native_ops"] is False
 
 
 def test_parity_metrics_against_numpy():
@@ -204,12 +206,13 @@ def test_audit_rejects_gpu_hostile_graphs(tmp_path, module, problem):
         assert out["checks"]["rank"]["passed"] is False and out["checks"]["rank"]["max_rank"] == 5
     elif problem in device_ops.FORM_REJECTIONS:
         assert problem in st.form_violations()
-        assert problem in out["checks"]["ops"]["rejected_forms"] and out["checks"]["ops"]["passed"] is False
+        rule = out["checks"]["forms"]["rejected"][problem]
+        assert out["checks"]["forms"]["passed"] is False and rule["nodes"] and rule["reason"] and rule["source"]
     else:
         assert device_ops.classify(problem) == "rejected" and problem in st.rejected
         entry = out["checks"]["ops"]["rejected"][problem]
         assert entry["count"] >= 1 and entry["reason"] and entry["source"]
-    assert set(out["checks"]) == {"ops", "rank", "io"}  # every static check reported, whichever failed
+    assert set(out["checks"]) == {"ops", "forms", "rank", "io"}  # every static check reported, whichever failed
 
 
 def test_unproven_op_fails_unless_allowed(tmp_path):
@@ -254,7 +257,8 @@ def test_cli_convert_and_audit_small_model_nhwc(tmp_path, small_checkpoint_file)
     rep = json.loads(r.stdout)
     m = rep["checks"]["parity_cpu"]["images"][0]["vs_reference"]
     assert rep["passed"] and m["corr"] >= 0.999999 and m["max_abs"] <= 1e-4, m
-    assert set(rep["checks"]) == {"ops", "rank", "io", "parity_cpu"}
+    assert set(rep["checks"]) == {"ops", "forms", "rank", "io", "parity_cpu"}
+    assert rep["checks"]["forms"]["passed"] and rep["checks"]["forms"]["dynamic"]["identical"]
 
 
 @pytest.mark.parametrize(

@@ -49,7 +49,9 @@ def test_report_renders_with_key_numbers(tmp_path, small_checkpoint, small_check
     )  # fmt: skip
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     js = json.loads(r.stdout)
-    assert js["passed"] and set(js["checks"]) == {"ops", "rank", "io", "parity_cpu", "gpu_fp32", "gpu_fp16", "fp16_headroom"}
+    assert js["passed"] and set(js["checks"]) == {
+        "ops", "forms", "rank", "io", "parity_cpu", "gpu_fp32", "gpu_fp16", "fp16_headroom"
+    }
     assert all(c["passed"] for c in js["checks"].values())
     h = js["checks"]["fp16_headroom"]
     assert h["weights"]["overflow_count"] == 0 and h["stress"]["overflow_count"] == 0

@@ -40,7 +40,7 @@ INT8_RECIPE = {
 }
 #: Names the graph recipe (ops and rewrites); bump it whenever an export of the same checkpoint changes, so caches
 #: keyed by it never serve an older graph.
-EXPORT_RECIPE = "r3"
+EXPORT_RECIPE = "r4"  # r4: zero-stuff upsampler, TLC edges without a nearest resize
 LAYOUTS = ("NCHW", "NHWC")
 INPUT_NAME = "image"
 OUTPUT_NAME = "restored"
@@ -265,7 +265,7 @@ def export(
             "layernorm_scale": list(deploy_scales),
             "scale_mode": "auto" if scale == "auto" else "fixed",
             "pool_scale": DEFAULT_POOL_SCALE,
-            "upsample": ("depth_to_space" if native_ops else "masked_resize") if lean else "interleave",
+            "upsample": "depth_to_space" if native_ops else "zero_stuff",
             "gate": ("split" if native_ops else "split_convs") if lean else "slices",
             "lean": lean,
             "native_ops": native_ops,

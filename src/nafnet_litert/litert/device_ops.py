@@ -124,6 +124,68 @@ FORM_REJECTIONS = {
     "RANK_ABOVE_4": Rejection(
         "tensors above rank 4 are rejected at compile time", "litert-samples PR #212 EDSR README; toolkit README"
     ),
+    "RESIZE_NEAREST_OFF_GRID": Rejection(
+        "a RESIZE_NEAREST_NEIGHBOR read at positions off its stride grid: Mali computes those positions differently "
+        "('nearest-upsample + mask at the in-block offset' exact on desktop, corr 0.57 on the phone); every proven "
+        "upsampler keeps only [::s, ::s] and lets a conv supply the offset",
+        "litert-samples PR #167 compiled_model_api/metric_depth/README.md (Pixel 8a, LITERT_CL); the zero-stuff "
+        "form of PR #168/#212/#209",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Form:
+    """An op *form* our exports use, and the published fully resident phone graph that contains the same form
+    (``evidence``), or ``None`` where no published phone graph does (then ``note`` says why we use it anyway)."""
+
+    ops: str
+    evidence: str | None
+    note: str = ""
+
+
+_DM_COUNT = "DM-Count 30/30 LITERT_CL, Pixel 8a (its density head is a 1x1 conv to one channel; PR branch README)"
+_SEED_LN = "the seed's LayerNorm: mean over C, x - mu and d * rsqrt(var) broadcast over C (" + _NAFNET_SEED + ")"
+
+#: Every form the default, TLC and int8 exports use, one entry per rewrite piece (README: "Forms and evidence").
+FORMS: dict[str, Form] = {
+    "layernorm_mean_conv": Form("CONV_2D 1x1, C -> 1 output channel (the LayerNorm means)", _DM_COUNT),
+    "broadcast_channels": Form("SUB / MUL of [1,H,W,C] by a runtime [1,H,W,1] (x - mu, d * rsqrt(v))", _SEED_LN),
+    "rsqrt": Form("RSQRT of the variance + eps", _SEED_LN),
+    "broadcast_spatial": Form(
+        "MUL of [1,H,W,C] by a runtime [1,1,1,C] (channel attention)", "the seed's SCA, x * sca(x) (" + _NAFNET_SEED + ")"
+    ),
+    "mean_single_axis": Form("MEAN over one spatial axis, twice (channel-attention pooling)", _NAFNET_SEED),
+    "gate_split_convs": Form(
+        "SimpleGate as MUL of two same-shape convolutions (each producer conv split by output rows)",
+        "ordinary CONV_2D / DEPTHWISE_CONV_2D and a same-shape MUL, as in the seed's gate (" + _NAFNET_SEED + ")",
+    ),
+    "zero_stuff_upsample": Form(
+        "RESIZE_NEAREST_NEIGHBOR 2x, MUL by a [::2, ::2] mask, PAD 1, CONV_2D 2x2, SLICE from offset 0",
+        _ZERO_STUFF,
+    ),
+    "nchw_transposes": Form(
+        "TRANSPOSE at the graph edges only (NCHW [1,3,H,W] in and out)",
+        "the seed's NCHW [1,3,256,256] I/O (" + _NAFNET_SEED + ")",
+    ),
+    "fp16_dequantize": Form("DEQUANTIZE of fp16 weights (folded by the GPU delegate)", _NAFNET_SEED),
+    "int8_dequantize": Form(
+        "DEQUANTIZE of per-channel int8 conv weights (weight-only int8)",
+        None,
+        "no published fully resident phone graph has int8 weights; the fp16 export is the proven one",
+    ),
+    "tlc_box_mean_slices": Form(
+        "SLICE along H or W at non-zero offsets, ADD, MUL by a scalar (TLC box means)",
+        None,
+        "published graphs slice channels (the seed's gate) or crop from offset 0 (the zero-stuff crop); spatial "
+        "slices at an offset are unproven",
+    ),
+    "tlc_edge_broadcast": Form(
+        "PAD, then ADD of a runtime [1,H,1,C] or [1,1,W,C] edge to a runtime zero of the padded shape, MUL by a 0/1 "
+        "mask (TLC replicate padding)",
+        None,
+        "the seed broadcasts a runtime tensor over H and W together (SCA); over one spatial axis is unproven",
+    ),
 }
 
 
@@ -136,4 +198,4 @@ def classify(op: str) -> str:
     return "unproven"
 
 
-__all__ = ["FORM_REJECTIONS", "PROVEN", "REJECTED", "Rejection", "classify"]
+__all__ = ["FORMS", "FORM_REJECTIONS", "PROVEN", "REJECTED", "Form", "Rejection", "classify"]

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import device_ops
+from .forms import OFF_GRID, nearest_reads, rejected_forms, unproven_forms
 from .graph import Graph, read_graph
 
 MAX_GPU_RANK = 4
@@ -39,6 +40,7 @@ class Check:
 class StaticAudit:
     graph: Graph
     allow_unproven: bool = False
+    _forms: dict[str, list[int]] | None = field(default=None, repr=False)
 
     @property
     def histogram(self) -> dict[str, int]:
@@ -52,25 +54,19 @@ class StaticAudit:
     def unproven(self) -> dict[str, int]:
         return {op: n for op, n in self.histogram.items() if device_ops.classify(op) == "unproven"}
 
+    def form_nodes(self) -> dict[str, list[int]]:
+        """Rejected forms of otherwise proven ops: {form: node indices} (:func:`.forms.rejected_forms`)."""
+        if self._forms is None:
+            self._forms = rejected_forms(self.graph)
+        return self._forms
+
     def form_violations(self) -> dict[str, int]:
-        """Rejected forms of otherwise proven ops: {form: count}."""
-        g, found = self.graph, {}
+        """Rejected forms: {form: count} (for the off-grid resize: how many resizes are read off the grid)."""
+        reads = sum(1 for r in nearest_reads(self.graph) if not r.on_grid) if OFF_GRID in self.form_nodes() else 0
+        return {f: (reads if f == OFF_GRID else len(n)) for f, n in self.form_nodes().items()}
 
-        def hit(form: str) -> None:
-            found[form] = found.get(form, 0) + 1
-
-        for op in self.graph.ops:
-            if op.name == "DIV" and len(op.inputs) >= 2 and op.inputs[0] == op.inputs[1]:
-                hit("DIV_SAME_INPUTS")
-            elif op.name == "REDUCE_MAX" and len(op.inputs) >= 2 and all(
-                g.tensors[i].buffer and g.const_value(i) is not None for i in op.inputs[:2]
-            ):
-                hit("REDUCE_MAX_CONST_INPUTS")
-            elif op.name == "MEAN" and len(op.inputs) >= 2:
-                axes = g.const_value(op.inputs[1])
-                if axes is None or np.asarray(axes).size > 1:
-                    hit("MEAN_MULTI_AXIS")
-        return found
+    def unproven_form_nodes(self) -> dict[str, list[int]]:
+        return unproven_forms(self.graph)
 
     @property
     def ops_above_4d(self) -> dict[str, int]:
@@ -88,13 +84,9 @@ class StaticAudit:
             op: {"count": n, "reason": device_ops.REJECTED[op].reason, "source": device_ops.REJECTED[op].source}
             for op, n in self.rejected.items()
         }
-        forms = {
-            f: {"count": n, "reason": device_ops.FORM_REJECTIONS[f].reason, "source": device_ops.FORM_REJECTIONS[f].source}
-            for f, n in self.form_violations().items()
-        }
         unproven = self.unproven
         hist = self.histogram
-        passed = not rejected and not forms and (self.allow_unproven or not unproven)
+        passed = not rejected and (self.allow_unproven or not unproven)
         return Check(
             "ops",
             passed,
@@ -103,12 +95,35 @@ class StaticAudit:
                 "node_count_without_dequantize": self.graph.node_count - hist.get("DEQUANTIZE", 0),
                 "transpose_count": hist.get("TRANSPOSE", 0),
                 "rejected": rejected,
-                "rejected_forms": forms,
                 "unproven": unproven,
                 "allow_unproven": self.allow_unproven,
                 "histogram": hist,
             },
         )
+
+    def forms_check(self) -> Check:
+        """The static half of the ``forms`` check: no rejected form (node indices per rule), every nearest resize
+        read on its grid; unproven forms are listed (with why we use them), not failed. The audit adds the dynamic
+        half (:func:`nafnet_litert.verify.audit.forms_dynamic`)."""
+        rules = {
+            f: {
+                "count": n,
+                "nodes": self.form_nodes()[f],
+                "reason": device_ops.FORM_REJECTIONS[f].reason,
+                "source": device_ops.FORM_REJECTIONS[f].source,
+            }
+            for f, n in self.form_violations().items()
+        }
+        reads = [
+            {"node": r.node, "stride": list(r.stride) if r.stride else None, "on_grid": r.on_grid,
+             "offending_nodes": r.offending, "why": r.reason}
+            for r in nearest_reads(self.graph)
+        ]  # fmt: skip
+        unproven = {
+            f: {"count": len(nodes), "nodes": nodes, "form": device_ops.FORMS[f].ops, "note": device_ops.FORMS[f].note}
+            for f, nodes in self.unproven_form_nodes().items()
+        }
+        return Check("forms", not rules, {"rejected": rules, "nearest_resizes": reads, "unproven": unproven})
 
     def rank_check(self) -> Check:
         return Check(
@@ -120,7 +135,7 @@ class StaticAudit:
     @property
     def gpu_clean(self) -> bool:
         """Every op phone-proven (or allowed unproven), no rejected form, nothing above rank 4."""
-        return self.ops_check().passed and self.rank_check().passed
+        return self.ops_check().passed and self.forms_check().passed and self.rank_check().passed
 
     def summary(self) -> dict:
         g = self.graph
@@ -131,7 +146,8 @@ class StaticAudit:
             "node_count_without_dequantize": ops["node_count_without_dequantize"],
             "transpose_count": ops["transpose_count"],
             "rejected_ops": {op: d["count"] for op, d in ops["rejected"].items()},
-            "rejected_forms": {f: d["count"] for f, d in ops["rejected_forms"].items()},
+            "rejected_forms": self.form_violations(),
+            "unproven_forms": {f: len(n) for f, n in self.unproven_form_nodes().items()},
             "unproven_ops": ops["unproven"],
             "max_rank": g.max_rank(),
             "ops_above_4d": self.ops_above_4d,

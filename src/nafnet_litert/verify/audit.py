@@ -3,9 +3,13 @@
 Every check runs on the model file the user ships; each is one entry of :attr:`AuditReport.checks`:
 
 * ``ops`` (static): every op is in the phone-proven table of :mod:`.device_ops`. A documented rejection
-  (SPLIT, DEPTH_TO_SPACE, TRANSPOSE_CONV, ...) or a rejected form (DIV of a tensor by itself, a multi-axis MEAN,
-  REDUCE_MAX of two constants) fails; an op on neither list is "unproven on phones" and fails unless the caller
-  allows unproven ops.
+  (SPLIT, DEPTH_TO_SPACE, TRANSPOSE_CONV, ...) fails; an op on neither list is "unproven on phones" and fails
+  unless the caller allows unproven ops.
+* ``forms``: no op in a form phones are documented to get wrong (:data:`~.device_ops.FORM_REJECTIONS`), with
+  the offending node indices. A nearest resize must be read only on its stride grid, checked twice on the file:
+  statically (every read goes through a mask that is zero off the grid) and dynamically (the file rewritten so that
+  off-grid positions map to other pixels gives bit-identical output on the CPU: :mod:`nafnet_litert.litert.forms`).
+  Forms no published phone graph contains (:data:`~.device_ops.FORMS` without evidence) are listed, not failed.
 * ``rank`` (static): no tensor above rank 4.
 * ``io`` (static): the image-to-image contract: one float32 input ``[1,C,H,W]`` (or ``[1,H,W,C]``), C = 1 or 3,
   and one float32 output of the same shape (a classifier or any other model fails here).
@@ -280,7 +284,6 @@ def _format_check(name: str, c: Check) -> list[str]:
     pad = " " * 14
     if name == "ops":
         bad = [f"{op} x{v['count']} (rejected on phones: {v['reason']}; {v['source']})" for op, v in d["rejected"].items()]
-        bad += [f"{f} x{v['count']} ({v['reason']}; {v['source']})" for f, v in d["rejected_forms"].items()]
         if not bad and not d["unproven"]:
             head = "every op phone-proven"
         else:
@@ -293,6 +296,8 @@ def _format_check(name: str, c: Check) -> list[str]:
             note = "allowed by --allow-unproven" if d["allow_unproven"] else "pass --allow-unproven to accept"
             out.append(pad + "unproven on phones: " + ", ".join(f"{k} x{v}" for k, v in d["unproven"].items()) + f" ({note})")
         return out
+    if name == "forms":
+        return _format_forms(label, pad, c)
     if name == "io":
         return [label + f"{d['contract']} -> {_verdict(c)}" + (f" ({c.error})" if c.error else "")]
     if name == "rank":
@@ -342,6 +347,31 @@ def _format_check(name: str, c: Check) -> list[str]:
             out.append(label + d["hint"])
     if out:
         out[-1] += f" -> {_verdict(c)}"
+    return out
+
+
+def _format_forms(label: str, pad: str, c: Check) -> list[str]:
+    d = c.data
+    reads = d.get("nearest_resizes", [])
+    head = "no rejected form" if not d["rejected"] else f"{len(d['rejected'])} rejected form(s)"
+    if reads:
+        on = sum(r["on_grid"] for r in reads)
+        head += f"; nearest resizes read on their stride grid: {on}/{len(reads)}"
+    dyn = d.get("dynamic")
+    if dyn:
+        if dyn.get("error"):
+            head += f"; off-grid perturbation: {dyn['error']}"
+        else:
+            head += (
+                f"; off-grid perturbation of {dyn['resizes_perturbed']} resize(s): "
+                + ("bit-identical" if dyn["identical"] else f"output CHANGED (max abs {dyn['max_abs']:.3g})")
+            )
+    out = [label + f"{head} -> {_verdict(c)}"]
+    for rule, v in d["rejected"].items():
+        nodes = ", ".join(str(n) for n in v["nodes"][:12]) + (" ..." if len(v["nodes"]) > 12 else "")
+        out.append(pad + f"{rule} x{v['count']} at nodes {nodes}: {v['reason']} ({v['source']})")
+    for form, v in d.get("unproven", {}).items():
+        out.append(pad + f"unproven form (not failed): {v['form']} x{v['count']}: {v['note']}")
     return out
 
 
@@ -403,16 +433,19 @@ def audit(
     st = static_audit(model_path, allow_unproven)
     report = AuditReport(model=Path(model_path).name, static=st.summary())
     report.checks["ops"] = st.ops_check()
+    report.checks["forms"] = st.forms_check()
     report.checks["rank"] = st.rank_check()
     report.checks["io"] = io_check(model_path)
     images = list(images or [])
     if (gpu or fp16) and not images:
         raise ValueError("the GPU and fp16 checks need at least one image")
+    inputs = load_inputs(model_path, images) if images else []
+    if report.checks["io"].passed:
+        _forms_dynamic(report.checks["forms"], st.graph, inputs, threads)
     if not images:
         return report
     names = [Path(p).name for p in images]
     report.images = names
-    inputs = load_inputs(model_path, images)
     precision = st.precision
     refs = reference_outputs(reference, inputs) if reference is not None else None
     cpu = _run_backend(model_path, inputs, "cpu", threads)
@@ -436,6 +469,54 @@ def audit(
     if fp16:
         report.checks["fp16_headroom"] = _headroom_check(report, model_path, reference, inputs[0], stress)
     return report
+
+
+def forms_dynamic(graph, inputs: list[np.ndarray], threads: int = 2) -> dict:
+    """Run the file and its off-grid-perturbed rewrite (:func:`~nafnet_litert.litert.forms.perturb_nearest`) on the
+    CPU, on ``inputs`` plus one seeded random input: are the outputs bit-identical?"""
+    import tempfile
+
+    from ..errors import ModelFileError
+    from ..litert.forms import perturb_nearest
+    from ..litert.runtime import infer_io, read_sidecar
+
+    buf, n = perturb_nearest(graph.raw)
+    if n == 0:
+        return {"resizes_perturbed": 0, "identical": True, "max_abs": 0.0, "inputs": 0}
+    sidecar = read_sidecar(graph.path)
+    io = infer_io(graph.tensors[graph.inputs[0]].shape, sidecar)
+    shape = (1, io.channels, io.height, io.width)
+    xs = [np.random.default_rng(0).random(shape, dtype=np.float32), *inputs]
+    with tempfile.TemporaryDirectory(prefix="nafnet-litert-forms-") as tmp:
+        path = Path(tmp) / "perturbed.tflite"
+        path.write_bytes(buf)
+        if sidecar is not None:  # the same layout contract as the file
+            import json
+
+            path.with_suffix(".json").write_text(json.dumps(sidecar))
+        try:
+            a = _run_backend(graph.path, xs, "cpu", threads)
+            b = _run_backend(path, xs, "cpu", threads)
+        except ModelFileError as e:
+            return {"resizes_perturbed": n, "identical": False, "max_abs": float("nan"), "error": str(e)}
+    diff = max(float(np.max(np.abs(x - y))) for x, y in zip(a.outputs, b.outputs))
+    same = all(np.array_equal(x, y) for x, y in zip(a.outputs, b.outputs))
+    return {"resizes_perturbed": n, "identical": same, "max_abs": diff, "inputs": len(xs)}
+
+
+def _forms_dynamic(check: Check, graph, inputs: list[np.ndarray], threads: int) -> None:
+    dyn = forms_dynamic(graph, inputs, threads)
+    check.data["dynamic"] = dyn
+    if not dyn["identical"]:
+        check.passed = False
+        rule = check.data["rejected"].setdefault(
+            "RESIZE_NEAREST_OFF_GRID",
+            {"count": dyn["resizes_perturbed"], "nodes": [r["node"] for r in check.data["nearest_resizes"]]},
+        )
+        from ..litert.device_ops import FORM_REJECTIONS
+
+        rule.update(reason=FORM_REJECTIONS["RESIZE_NEAREST_OFF_GRID"].reason,
+                    source=FORM_REJECTIONS["RESIZE_NEAREST_OFF_GRID"].source)  # fmt: skip
 
 
 def _gpu_checks(report, model_path, inputs, names, refs, cpu: Run, precision: str, threads: int) -> None:

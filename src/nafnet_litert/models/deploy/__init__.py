@@ -4,7 +4,7 @@ Each rewrite is its own module whose docstring says why it is exact:
 
 * :mod:`.layernorm` — fp16-safe channel LayerNorm (statistics on x/S, kept in the scaled domain);
 * :mod:`.pooling` — channel-attention pooling as two single-axis means;
-* :mod:`.upsample` — PixelShuffle upsampler as SLICE/RESIZE_NEAREST/MUL/ADD (rank 4, no layout shuffles).
+* :mod:`.upsample` — PixelShuffle upsampler in the phone-proven zero-stuff form (nearest resize read on its grid).
 
 The exported default adds :mod:`.lean` (constant scales and affines folded into convolutions) and
 :mod:`.native_ops` (one SPLIT per gate, DEPTH_TO_SPACE upsamplers); :mod:`.tlc_pool` is the optional TLC form.
@@ -19,10 +19,10 @@ from ..reference import LayerNorm2d, NAFNet, Upsample
 from ..tlc import block_levels
 from .layernorm import DEFAULT_SCALE, ScaledLayerNorm2d
 from .pooling import DEFAULT_POOL_SCALE, SeparableGlobalMean
-from .upsample import InterleaveUpsample
+from .upsample import ZeroStuffUpsample
 
 __all__ = [
-    "DEFAULT_POOL_SCALE", "DEFAULT_SCALE", "InterleaveUpsample", "ScaledLayerNorm2d", "SeparableGlobalMean",
+    "DEFAULT_POOL_SCALE", "DEFAULT_SCALE", "ScaledLayerNorm2d", "SeparableGlobalMean", "ZeroStuffUpsample",
     "level_scales", "to_deploy",
 ]  # fmt: skip
 
@@ -65,7 +65,7 @@ def to_deploy(
         block.sca[0] = SeparableGlobalMean(pool_scale)
     for i, up in enumerate(deploy.ups):
         assert isinstance(up, Upsample)
-        deploy.ups[i] = InterleaveUpsample.from_reference(up)
+        deploy.ups[i] = ZeroStuffUpsample.from_reference(up)
     if any(isinstance(m, LayerNorm2d) for m in deploy.modules()):  # pragma: no cover - guards future edits
         raise RuntimeError("to_deploy left a reference LayerNorm2d in place")
     return deploy

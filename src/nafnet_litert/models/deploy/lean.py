@@ -19,9 +19,9 @@ Built from a deployed network (the output of :func:`~.to_deploy`); the same func
   ``conv1`` (1x1) and the depthwise ``conv2`` of the attention branch, ``conv4`` of the FFN. Each half is its own
   convolution, so the gate is one MUL of two convolutions: same MACs, and exact (a convolution's output channels
   are independent; splitting its rows changes no arithmetic).
-* **Upsampler** as its 1x1 conv (rows in sub-pixel-major order) followed by one nearest 2x resize, four channel
-  SLICEs and 0/1 parity masks (:class:`MaskedUpsample`): the ops of the phone-proven zero-stuff form
-  (RESIZE_NEAREST_NEIGHBOR, MUL, ADD), no DEPTH_TO_SPACE.
+* **Upsampler** in the phone-proven zero-stuff form (:class:`~.upsample.ZeroStuffUpsample`: nearest 2x resize read
+  only on its stride grid, PAD, a 2x2 convolution carrying the 1x1 weights, a crop); its kernel takes the level
+  scales like any other convolution. No DEPTH_TO_SPACE.
 
 ``native_ops=True`` keeps the older, smaller variant: one SPLIT per attention gate and DEPTH_TO_SPACE upsamplers
 (:mod:`.native_ops`). The host GPU runs it, but phones are documented to reject both ops
@@ -42,7 +42,7 @@ from ..tlc import block_levels
 from .layernorm import ScaledLayerNorm2d
 from .native_ops import channel_halves, depth_to_space
 from .pooling import SeparableGlobalMean
-from .upsample import InterleaveUpsample, MaskedUpsample
+from .upsample import ZeroStuffUpsample, subpixel_rows
 
 
 def _conv(cin: int, cout: int, k: int = 1, groups: int = 1, bias: bool = True, **kw) -> nn.Conv2d:
@@ -159,12 +159,14 @@ class LeanBlock(nn.Module):
 
 
 class LeanUpsample(nn.Module):
-    """Opt-in (``native_ops``): the interleave upsampler's conv (rows ``k*C + c`` = PixelShuffle's ``4c + k``) +
+    """Opt-in (``native_ops``): the upsampler's 1x1 conv (rows ``k*C + c`` = PixelShuffle's ``4c + k``) +
     DEPTH_TO_SPACE(2)."""
 
-    def __init__(self, up: InterleaveUpsample) -> None:
+    def __init__(self, up: ZeroStuffUpsample) -> None:
         super().__init__()
-        self.conv = copy.deepcopy(up.conv)
+        kernel = up.conv.weight.detach()
+        self.conv = nn.Conv2d(kernel.shape[1], kernel.shape[0] * 4, 1, bias=False)
+        self.conv.weight.data.copy_(subpixel_rows(kernel))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return depth_to_space(self.conv(x), 2)
@@ -195,7 +197,7 @@ def to_lean(deploy: NAFNet, native_ops: bool = False) -> NAFNet:
             down.weight.mul_(scales[level] / scales[level + 1])
             down.bias.div_(scales[level + 1])
         for i, up in enumerate(lean.ups):  # level top - i -> top - i - 1
-            new = LeanUpsample(up) if native_ops else MaskedUpsample.from_interleave(up)
+            new = LeanUpsample(up) if native_ops else copy.deepcopy(up)
             new.conv.weight.mul_(scales[top - i] / scales[top - i - 1])
             lean.ups[i] = new
         for level, blk in list(block_levels(lean)):

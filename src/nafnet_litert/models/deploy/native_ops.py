@@ -1,7 +1,7 @@
 """Rewrite (e): two single TFLite ops the converter cannot find on its own — SPLIT and DEPTH_TO_SPACE.
 
 litert-torch lowers ``x.chunk(2, dim=1)`` to two SLICEs, and PixelShuffle either to rank-6 reshapes or (our
-:mod:`.upsample` form) to 4 SLICEs, 12 RESIZE_NEAREST/MUL and 3 ADDs. TFLite has one op for each: SPLIT and
+:mod:`.upsample` form) to a zero-stuffed 2x2 convolution. TFLite has one op for each: SPLIT and
 DEPTH_TO_SPACE, both rank 4, both in the LiteRT GPU accelerator (checked by the audit's GPU run). This module
 defines them as PyTorch custom ops with exact eager implementations (pure data movement: reshape, permute, copy),
 and :func:`register_litert` teaches litert-torch to emit them:
@@ -13,7 +13,7 @@ and :func:`register_litert` teaches litert-torch to emit them:
 
 Channel order. TFLite's DEPTH_TO_SPACE (NHWC) reads output ``[h*r+i, w*r+j, c]`` from input channel
 ``(i*r+j)*C + c``; PixelShuffle (NCHW) reads output ``[c, h*r+i, w*r+j]`` from channel ``c*r*r + i*r + j``. The
-two differ only by a fixed permutation of input channels, which :func:`pixel_shuffle_to_d2s_order` applies to the
+two differ only by a fixed permutation of input channels, which :func:`.upsample.subpixel_rows` applies to the
 rows of the 1x1 convolution in front (reordering weights is exact). So ``conv + DEPTH_TO_SPACE`` is
 bit-identical to ``conv + PixelShuffle``, as SPLIT is to ``chunk``.
 """
@@ -72,13 +72,6 @@ def depth_to_space_nhwc(x: torch.Tensor, block: int) -> torch.Tensor:
 def _depth_to_space_nhwc_fake(x: torch.Tensor, block: int) -> torch.Tensor:
     n, h, w, crr = x.shape
     return x.new_empty((n, h * block, w * block, crr // (block * block)))
-
-
-def pixel_shuffle_to_d2s_order(channels_out: int, block: int = 2) -> list[int]:
-    """Row order for a conv feeding :func:`depth_to_space` so that the pair equals the conv + PixelShuffle:
-    new row ``k*C + c`` (k = i*r + j) is the old row ``c*r*r + k``."""
-    rr = block * block
-    return [c * rr + k for k in range(rr) for c in range(channels_out)]
 
 
 # ------------------------------------------------------------------------------------ teaching litert-torch

@@ -13,9 +13,11 @@ The rewrite computes the same windows from means only, separably (W, then H):
   blocks (e.g. 384 = 256 + 128: ``(2/3) m_256[i] + (1/3) m_128[i + 256]``);
 * an axis where the window covers the whole map (``k >= n``) is a single-axis MEAN on ``x / S`` (as in
   :mod:`.pooling`), and the all-global case is exactly :class:`~.pooling.SeparableGlobalMean`;
-* megvii's replicate padding back to ``h x w`` without GATHER or CONCATENATION: the map is zero-padded (PAD) and
-  each one-pixel edge slice, resized (nearest neighbour) to the padded length, is added under a 0/1 mask that
-  covers its pad (SLICE, RESIZE_NEAREST_NEIGHBOR, MUL, ADD); a one-pixel axis is resized to the full length.
+* megvii's replicate padding back to ``h x w`` without GATHER, CONCATENATION or a nearest resize: the map is
+  zero-padded (PAD), and each one-pixel edge slice is spread along the axis by adding it to a runtime zero of the
+  padded shape (a broadcast ADD) and added under a 0/1 mask that covers its pad (SLICE, MUL, ADD); a one-pixel
+  axis is the broadcast alone. (An earlier form spread the edge with a nearest resize and read every off-grid
+  position, the form phones compute wrong: :mod:`nafnet_litert.litert.forms`.)
 
 All ops are rank 4 and GPU-clean; the shapes are static at export, so the module decides global vs local and
 builds its slices from ``x.shape`` at trace time. fp16: every intermediate is a mean (or a weighted part of one,
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -77,39 +80,37 @@ def _box_mean(x: torch.Tensor, k: int, dim: int) -> torch.Tensor:
     return out
 
 
-def _resize_axis(x: torch.Tensor, n: int, dim: int) -> torch.Tensor:
-    """Nearest-neighbour resize of a length-1 axis ``dim`` to length ``n``: n copies of the slice, no GATHER."""
-    size = [x.shape[2], x.shape[3]]
-    size[dim - 2] = n
-    return F.interpolate(x, size=tuple(size), mode="nearest")
-
-
-def _edge_mask(n: int, start: int, stop: int, dim: int, like: torch.Tensor) -> torch.Tensor:
-    """A 0/1 constant along ``dim`` (2 or 3) of length ``n``: 1 on ``[start, stop)``."""
+def _edge_mask(n: int, start: int, stop: int, dim: int) -> torch.Tensor:
+    """A 0/1 constant along ``dim`` (2 or 3) of length ``n``: 1 on ``[start, stop)`` (built in numpy, so it is a
+    constant of the graph, not ops)."""
     shape = [1, 1, 1, 1]
     shape[dim] = n
-    m = torch.zeros(n, dtype=like.dtype)
+    m = np.zeros(n, np.float32)
     m[start:stop] = 1.0
-    return m.reshape(shape)
+    return torch.from_numpy(m.reshape(shape))
 
 
 def _replicate_pad_axis(x: torch.Tensor, before: int, after: int, dim: int) -> torch.Tensor:
-    """Replicate padding along one axis without GATHER or CONCATENATION (phone-proven ops only).
+    """Replicate padding along one axis without GATHER, CONCATENATION or a nearest resize (phone-proven ops only).
 
-    The map is zero-padded (PAD), and each edge slice, resized (nearest) to the padded length, is added under a 0/1
-    mask that is 1 on its pad only: every output value is one input value plus zeros, so it is exact."""
+    The map is zero-padded (PAD) to ``p``; ``z = p * 0`` is a runtime zero of the padded shape, and each one-pixel
+    edge slice ``e`` is spread along the axis as ``z + e`` (a runtime broadcast, as NAFNet's channel attention
+    broadcasts its weights over H and W) and added under a 0/1 mask that is 1 on its pad only. Every output value
+    is one input value plus zeros, so it is exact (for finite values, which NAFNet's are)."""
     if before == 0 and after == 0:
         return x
     n = x.shape[dim]
     total = before + n + after
-    if n == 1:
-        return _resize_axis(x, total, dim)
     pads = (before, after, 0, 0) if dim == 3 else (0, 0, before, after)
-    out = F.pad(x, pads)
+    padded = F.pad(x, pads)
+    zero = padded * 0.0
+    if n == 1:
+        return zero + x
+    out = padded
     if before:
-        out = out + _resize_axis(x.narrow(dim, 0, 1), total, dim) * _edge_mask(total, 0, before, dim, x)
+        out = out + (zero + x.narrow(dim, 0, 1)) * _edge_mask(total, 0, before, dim)
     if after:
-        out = out + _resize_axis(x.narrow(dim, n - 1, 1), total, dim) * _edge_mask(total, n + before, total, dim, x)
+        out = out + (zero + x.narrow(dim, n - 1, 1)) * _edge_mask(total, n + before, total, dim)
     return out
 
 

@@ -1,109 +1,90 @@
-"""Rewrite (c): the decoder upsampler (1x1 conv to 2C + PixelShuffle(2)) with GPU-clean, layout-free ops only.
+"""Rewrite (c): the decoder upsampler (1x1 conv to 2C + PixelShuffle(2)) in the phone-proven zero-stuff form.
 
 Why: PixelShuffle is a 6-D reshape/transpose. Converters either emit it at rank 6 (GPU delegates cap tensors at
 rank 4) or fold it into rank-4 RESHAPE/TRANSPOSE pairs, which pin the tensor to NCHW and force layout TRANSPOSEs
-around every upsampler and skip connection. TRANSPOSE_CONV (the other textbook form) is refused by some devices.
+around every upsampler and skip connection. TRANSPOSE_CONV (the textbook form) and DEPTH_TO_SPACE are refused by
+phones. And a nearest resize may be read only on its stride grid: Mali computes the other positions differently
+(litert-samples PR #167: "nearest-upsample + mask at the in-block offset", corr 0.57 on a Pixel 8a), which is why
+the form this module used before (one resize, parity masks that kept odd positions) is gone; the audit's ``forms``
+check (:mod:`nafnet_litert.litert.forms`) now fails any graph that reads a resize off the grid.
 
-The rewrite splits the 1x1 convolution by sub-pixel position (i, j) — output ``[c, 2h+i, 2w+j]`` of PixelShuffle
-is input channel ``4c + 2i + j`` — into four C/2-channel groups, and interleaves them with nearest-neighbour
-resizes and 0/1 parity masks that broadcast along one axis::
+The form used here is litert-samples' ``ZeroStuffConvT2d`` (NAFNet PR #168, EDSR, TwinLiteNet, Metric3D, all fully
+resident on a Pixel 8a), applied to the one ConvTranspose2d that ``conv1x1 + PixelShuffle(2)`` is:
 
-    row_i = up_w(s_i0) * even_cols + up_w(s_i1) * odd_cols        # H x 2W
-    out   = up_h(row_0) * even_rows + up_h(row_1) * odd_rows       # 2H x 2W
+* ``conv1x1 (C -> 4C') + PixelShuffle(2)`` equals ``ConvTranspose2d(C -> C', kernel 2, stride 2)`` whose weight at
+  ``[c_in, c, i, j]`` is the 1x1 weight of row ``4c + 2i + j`` (PixelShuffle puts channel ``4c + 2i + j`` at
+  ``[c, 2h+i, 2w+j]``);
+* that ConvTranspose2d equals: nearest 2x resize, times a mask that is 1 only at ``[::2, ::2]`` (zero-stuffing:
+  RESIZE_NEAREST_NEIGHBOR + MUL, the resize read only on its grid), a 2x2 convolution with the flipped kernel and
+  padding 1 (PAD + CONV_2D), and a crop to ``2H x 2W`` from offset 0 (SLICE).
 
-Ops: CONV_2D, SLICE, RESIZE_NEAREST_NEIGHBOR, MUL, ADD — all rank 4, all channel-last friendly. The masks are
-built from the input's shape at trace time (a 1 x 1 x 1 x 2W and a 1 x 1 x 2H x 1 constant), so one module
-exports at any size.
+Folding the 1x1 conv into the 2x2 one (instead of the seed's 1x1 conv + a fixed 0/1 2x2 conv on 2C channels) keeps
+the op sequence and costs 4x the 1x1 conv's MACs instead of 12x: measured on GoPro-w32 at 256², 2 threads, median
+of 9 alternating runs, 219 ms against 250 ms for the seed's two convs (207 ms for the former off-grid form).
 
-Why it is exact: each output pixel is one input value times 1 plus three values times 0 (x * 0 + y = y exactly
-for finite x), and the convolution weights are the original rows, only reordered.
+Why it is exact: at output pixel ``(2m+i, 2n+j)`` the 2x2 window sees one on-grid value (input pixel ``(m, n)``,
+under kernel tap ``(1-i, 1-j)``) and three zeros, so the output is the 1x1 conv's dot product for that sub-pixel
+row, plus zeros; only the order of the C products may differ from the 1x1 conv (within an ulp or so, fp32).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..reference import Upsample
-from .native_ops import pixel_shuffle_to_d2s_order
 
 
-def _parity_masks(n: int, dim: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """0/1 masks selecting even / odd positions along ``dim`` (2 or 3) of a length-``2n`` axis."""
-    shape = [1, 1, 1, 1]
-    shape[dim] = 2 * n
-    idx = [float(k % 2) for k in range(2 * n)]
-    odd = torch.tensor(idx, dtype=like.dtype).reshape(shape)
-    return 1.0 - odd, odd
+def grid_mask(h: int, w: int) -> torch.Tensor:
+    """The 1 x 1 x 2h x 2w zero-stuff mask: 1 at ``[::2, ::2]`` (the stride grid), 0 elsewhere. Built in numpy so the
+    converter sees one constant, not the ops that would build it."""
+    m = np.zeros((1, 1, 2 * h, 2 * w), np.float32)
+    m[..., ::2, ::2] = 1.0
+    return torch.from_numpy(m)
 
 
-class InterleaveUpsample(nn.Module):
-    """Exact replacement for :class:`~nafnet_litert.models.reference.Upsample` (C -> C/2 channels, 2x size)."""
+def transpose_kernel(pointwise: torch.Tensor) -> torch.Tensor:
+    """``[4C', C, 1, 1]`` 1x1 weights in PixelShuffle's row order -> the ``[C', C, 2, 2]`` kernel of the equivalent
+    zero-stuffed 2x2 convolution (padding 1): tap ``(1-i, 1-j)`` holds the rows ``4c + 2i + j``."""
+    w = pointwise.detach()[:, :, 0, 0]
+    out = w.shape[0] // 4
+    k = torch.zeros(out, w.shape[1], 2, 2, dtype=w.dtype)
+    for i in range(2):
+        for j in range(2):
+            k[:, :, 1 - i, 1 - j] = w[2 * i + j :: 4]
+    return k
+
+
+def subpixel_rows(kernel: torch.Tensor) -> torch.Tensor:
+    """The inverse view for DEPTH_TO_SPACE: ``[4C', C, 1, 1]`` 1x1 weights with row ``k*C' + c`` (``k = 2i + j``),
+    TFLite's depth-to-space channel order, from a :func:`transpose_kernel` kernel."""
+    groups = [kernel[:, :, 1 - i, 1 - j] for i in range(2) for j in range(2)]
+    return torch.cat(groups, 0)[:, :, None, None].clone()
+
+
+class ZeroStuffUpsample(nn.Module):
+    """Exact replacement for :class:`~nafnet_litert.models.reference.Upsample` (C -> C/2 channels, 2x size) in
+    the seed's zero-stuff form: RESIZE_NEAREST_NEIGHBOR, MUL (grid mask), PAD, CONV_2D 2x2, SLICE.
+
+    ``conv`` holds the 2x2 kernel; scaling its weight scales the output (the lean graph folds stream scales in)."""
 
     def __init__(self, chan: int) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(chan, chan * 2, 1, bias=False)
+        self.conv = nn.Conv2d(chan, chan // 2, 2, padding=1, bias=False)
 
     @classmethod
-    def from_reference(cls, up: Upsample) -> "InterleaveUpsample":
-        w = up.conv.weight.detach()
-        out = w.shape[0] // 4
-        # group k = 2i + j holds the channels 4c + k, c = 0..out-1, in order (also DEPTH_TO_SPACE's order)
-        perm = pixel_shuffle_to_d2s_order(out, 2)
+    def from_reference(cls, up: Upsample) -> "ZeroStuffUpsample":
+        w = up.conv.weight
         new = cls(w.shape[1])
-        new.conv.weight.data.copy_(w[perm])
+        new.conv.weight.data.copy_(transpose_kernel(w))
         return new
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        s = self.conv(x).chunk(4, dim=1)
-        even_c, odd_c = _parity_masks(w, 3, x)
-        even_r, odd_r = _parity_masks(h, 2, x)
-        rows = [
-            F.interpolate(s[2 * i], size=(h, 2 * w), mode="nearest") * even_c
-            + F.interpolate(s[2 * i + 1], size=(h, 2 * w), mode="nearest") * odd_c
-            for i in range(2)
-        ]
-        return (
-            F.interpolate(rows[0], size=(2 * h, 2 * w), mode="nearest") * even_r
-            + F.interpolate(rows[1], size=(2 * h, 2 * w), mode="nearest") * odd_r
-        )
+        z = F.interpolate(x, size=(2 * h, 2 * w), mode="nearest") * grid_mask(h, w)
+        return self.conv(z)[:, :, : 2 * h, : 2 * w]
 
 
-class MaskedUpsample(nn.Module):
-    """The lean upsampler: 1x1 conv (rows sub-pixel-major), one nearest 2x resize, four SLICEs, parity masks.
-
-    ``Y = up2(conv(x))`` holds, at every output pixel (p, q), all four sub-pixel groups of the input pixel
-    (p//2, q//2). Group ``k = 2i + j`` belongs where ``p % 2 == i`` and ``q % 2 == j``; the masks keep exactly
-    that group::
-
-        row_i = Y[k=2i] * even_cols + Y[k=2i+1] * odd_cols
-        out   = row_0 * even_rows + row_1 * odd_rows
-
-    15 ops (CONV_2D, RESIZE_NEAREST_NEIGHBOR, 4 SLICE, 6 MUL, 3 ADD), every one in the phone-proven set; the
-    masks are 1 x 1 x 1 x 2W and 1 x 1 x 2H x 1 constants. Exact for the same reason as
-    :class:`InterleaveUpsample`: each output value is one input value times 1 plus three times 0.
-    """
-
-    def __init__(self, chan: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(chan, chan * 2, 1, bias=False)
-
-    @classmethod
-    def from_interleave(cls, up: InterleaveUpsample) -> "MaskedUpsample":
-        new = cls(up.conv.in_channels)
-        new.conv.weight.data.copy_(up.conv.weight.detach())  # already sub-pixel-major
-        return new
-
-    @classmethod
-    def from_reference(cls, up: Upsample) -> "MaskedUpsample":
-        return cls.from_interleave(InterleaveUpsample.from_reference(up))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        y = F.interpolate(self.conv(x), size=(2 * h, 2 * w), mode="nearest")
-        s = y.chunk(4, dim=1)
-        even_c, odd_c = _parity_masks(w, 3, x)
-        even_r, odd_r = _parity_masks(h, 2, x)
-        return (s[0] * even_c + s[1] * odd_c) * even_r + (s[2] * even_c + s[3] * odd_c) * odd_r
+__all__ = ["ZeroStuffUpsample", "grid_mask", "subpixel_rows", "transpose_kernel"]
