@@ -95,17 +95,18 @@ def test_static_check_names_the_off_grid_reads(fixtures):
     g = read_graph(fixtures["off_grid"][1])
     reads = forms.nearest_reads(g)
     assert len(reads) == 1 and reads[0].stride == (2, 2) and not reads[0].on_grid
-    # every consumer of the resize is a channel slice; the MULs by parity masks are what reads it off the grid
-    assert {g.ops[n].name for n in reads[0].offending} == {"MUL"} and len(reads[0].offending) == 4
+    # every consumer of the resize is a channel slice, then a parity mask that keeps odd columns: the two ADDs
+    # that combine the column groups read off-grid values
+    assert [g.ops[n].name for n in reads[0].offending] == ["ADD", "ADD"]
     assert forms.rejected_forms(g)[forms.OFF_GRID][0] == reads[0].node
 
     good = read_graph(fixtures["zero_stuff"][1])
     (read,) = forms.nearest_reads(good)
     assert read.on_grid and read.offending == []
     assert forms.OFF_GRID not in forms.rejected_forms(good)
-    # the seed's op sequence: RESIZE, MUL by the grid mask, PAD, CONV_2D 2x2, SLICE (crop)
-    names = [op.name for op in good.ops[read.node : read.node + 5]]
-    assert names == ["RESIZE_NEAREST_NEIGHBOR", "MUL", "PAD", "CONV_2D", "SLICE"]
+    # the seed's op sequence: RESIZE, the grid mask (as its row and column factors), PAD, CONV_2D 2x2, SLICE (crop)
+    names = [op.name for op in good.ops[read.node : read.node + 6]]
+    assert names == ["RESIZE_NEAREST_NEIGHBOR", "MUL", "MUL", "PAD", "CONV_2D", "SLICE"]
 
 
 def test_a_mask_that_keeps_one_off_grid_value_is_caught():
@@ -114,7 +115,10 @@ def test_a_mask_that_keeps_one_off_grid_value_is_caught():
     assert forms._zero_off_grid(g, (1, 4, 4, 8), (2, 2))
     g[0, 1, 2, 0] = 1
     assert not forms._zero_off_grid(g, (1, 4, 4, 8), (2, 2))
-    assert not forms._zero_off_grid(np.ones((1, 1, 4, 1), np.float32), (1, 4, 4, 8), (2, 2))
+    rows = np.array([1, 0, 1, 0], np.float32).reshape(1, 4, 1, 1)
+    cols = rows.reshape(1, 1, 4, 1)
+    assert not forms._zero_off_grid(rows, (1, 4, 4, 8), (2, 2))  # one factor alone keeps (even row, odd column)
+    assert forms._zero_off_grid(forms._times(forms._times(None, rows), cols), (1, 4, 4, 8), (2, 2))
 
 
 def test_dynamic_check_perturbs_only_off_grid_positions(fixtures):

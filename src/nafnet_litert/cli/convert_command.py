@@ -81,6 +81,11 @@ def run(args: argparse.Namespace) -> int:
         f"{a['transpose_count']} TRANSPOSE, max rank {a['max_rank']}, ops outside the phone-proven set: "
         f"{_outside(a) or 'none'} -> phone-GPU-clean: {'yes' if a['gpu_clean'] else 'NO'}"
     )
+    if a.get("unproven_forms"):
+        from ..litert.device_ops import FORMS
+
+        names = ", ".join(f"{FORMS[f].ops} x{n}" for f, n in a["unproven_forms"].items())
+        print(f"forms no published phone graph contains (listed, not failed; see audit): {names}")
     if s["tlc"]:
         pools = ", ".join(f"L{v['level']} {v['kernel'][0]}x{v['kernel'][1]} {v['pool']}" for v in s["tlc"]["levels"])
         print(f"TLC (train size {s['tlc']['train_size']}): {pools}")

@@ -9,9 +9,10 @@ entry, with its reason and source):
   TwinLiteNet, Metric3D) multiplies the resized tensor by a mask that is 1 only at ``[::s, ::s]``. Two checks:
 
   - **static** (:func:`nearest_reads`): every resize output reaches the rest of the graph only through channel
-    SLICEs (full H and W) and then a MUL by a constant (possibly behind a DEQUANTIZE) that is zero at every
-    off-grid position of the resized tensor. Anything else that reads it — another op, a graph output, a mask
-    that keeps an off-grid value — is a violation, reported by node index.
+    SLICEs (full H and W) and then MULs by constants (possibly behind a DEQUANTIZE) whose product is zero at every
+    off-grid position of the resized tensor. Any other op that reads it while it still holds off-grid values
+    (an ADD after a parity mask, a graph output, a MUL by a runtime tensor) is a violation, reported by node
+    index.
   - **dynamic** (:func:`perturb_nearest`): the file, rewritten so that every nearest resize maps many off-grid
     positions to another input pixel (``align_corners`` and ``half_pixel_centers`` both set: on-grid positions
     still map to the same pixel), must give bit-identical output on the CPU. The host GPU cannot show this failure
@@ -101,6 +102,20 @@ def _zero_off_grid(mask: np.ndarray, out_shape: tuple[int, ...], stride: tuple[i
     return not b[:, off_rows].any() and not b[:, :, off_cols].any()
 
 
+def _times(acc: np.ndarray | None, mask: np.ndarray) -> np.ndarray | None:
+    """The product of the masks met so far (rank 4, broadcast), or None when they do not broadcast."""
+    m = np.asarray(mask, np.float32)
+    if m.ndim > 4:
+        return None
+    m = m.reshape((1,) * (4 - m.ndim) + m.shape)
+    if acc is None:
+        return m
+    try:
+        return acc * m
+    except ValueError:
+        return None
+
+
 def _channel_slice(g: Graph, op, producers) -> bool:
     """A SLICE that keeps the whole of H and W (NHWC): begin 0 on axes 1-2 and the same spatial size."""
     if op.name != "SLICE" or len(op.inputs) < 3:
@@ -132,29 +147,34 @@ def nearest_reads(g: Graph) -> list[NearestRead]:
         if resize_flags(g, k)[0]:  # half_pixel_centers alone keeps an integer upscale's grid: floor((y + .5) / s)
             read.offending.append(k)
             read.reason = "align_corners set: even the grid maps elsewhere"
-        todo = [op.outputs[0]]
+        todo: list[tuple[int, np.ndarray | None]] = [(op.outputs[0], None)]  # (tensor, product of masks so far)
         while todo:
-            t = todo.pop()
+            t, acc = todo.pop()
             if t in outputs:
                 read.offending.append(k)
                 read.reason = read.reason or "a graph output holds the resized values"
             for c in consumers.get(t, []):
                 cop = g.ops[c]
-                if _channel_slice(g, cop, producers):
-                    todo.append(cop.outputs[0])
+                if acc is None and _channel_slice(g, cop, producers):
+                    todo.append((cop.outputs[0], None))
                     continue
                 if cop.name == "MUL" and len(cop.inputs) == 2:
                     other = cop.inputs[1] if cop.inputs[0] == t else cop.inputs[0]
                     mask = constant(g, other, producers)
-                    if mask is not None and _zero_off_grid(mask, g.tensors[cop.outputs[0]].shape, stride):
-                        continue
+                    if mask is not None:
+                        prod = _times(acc, mask)
+                        if prod is not None and _zero_off_grid(prod, g.tensors[cop.outputs[0]].shape, stride):
+                            continue  # zero-stuffed: only on-grid values go on
+                        if prod is not None:  # one factor of the mask (rows, then columns): follow the product
+                            todo.append((cop.outputs[0], prod))
+                            continue
+                if c not in read.offending:
                     read.offending.append(c)
-                    read.reason = read.reason or (
-                        "MUL by a mask that keeps off-grid values" if mask is not None else "MUL by a runtime tensor"
-                    )
-                    continue
-                read.offending.append(c)
-                read.reason = read.reason or f"read by {cop.name} before any on-grid mask"
+                read.reason = read.reason or (
+                    f"read by {cop.name} while off-grid values are still in it"
+                    if acc is not None
+                    else f"read by {cop.name} before any on-grid mask"
+                )
         found.append(read)
     return found
 

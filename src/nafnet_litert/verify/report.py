@@ -141,7 +141,7 @@ def render_html(report, sidecar: dict | None = None, straight: dict | None = Non
         ("nodes", f"{s['node_count']} ({s['node_count_without_dequantize']} without DEQUANTIZE; TRANSPOSE {s['transpose_count']})"),
         ("max tensor rank", str(s["max_rank"])),
         ("rejected on phones", ", ".join(list(s["rejected_ops"]) + list(s["rejected_forms"])) or "none"),
-        ("unproven on phones", ", ".join(s["unproven_ops"]) or "none"),
+        ("unproven on phones", ", ".join(list(s["unproven_ops"]) + list(s.get("unproven_forms", {}))) or "none"),
         ("input", f"{s['io']['inputs'][0]['name']} {s['io']['inputs'][0]['shape']}"),
         ("output", f"{s['io']['outputs'][0]['name']} {s['io']['outputs'][0]['shape']}"),
     ]  # fmt: skip
