@@ -11,7 +11,7 @@ The forms (all exact against conv1x1 + PixelShuffle):
 * ``seed``: litert-samples' NAFNet build: the 1x1 conv, then ZeroStuffConvT2d of PixelShuffle's fixed 0/1
   ConvTranspose (zero-stuff on 2C channels, a 2x2 conv 2C -> C/2);
 * ``shipped``: :class:`nafnet_litert.models.deploy.upsample.ZeroStuffUpsample`, the 1x1 conv folded into the 2x2
-  conv (zero-stuff on C channels, a 2x2 conv C -> C/2).
+  conv (zero-stuff on C channels with the mask's row and column factors, a 2x2 conv C -> C/2).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from nafnet_litert.models import PRESETS
 from nafnet_litert.models.checkpoint import random_checkpoint
 from nafnet_litert.models.deploy import to_deploy
 from nafnet_litert.models.deploy.lean import to_lean
-from nafnet_litert.models.deploy.upsample import ZeroStuffUpsample, grid_mask
+from nafnet_litert.models.deploy.upsample import ZeroStuffUpsample
 from nafnet_litert.models.reference import Upsample
 
 
@@ -76,7 +76,9 @@ class Seed(nn.Module):
     def forward(self, x):
         y = self.conv(x)
         h, w = y.shape[-2:]
-        z = F.interpolate(y, size=(2 * h, 2 * w), mode="nearest") * grid_mask(h, w)
+        grid = np.zeros((1, 1, 2 * h, 2 * w), np.float32)
+        grid[..., ::2, ::2] = 1.0  # the seed's one 2-D mask
+        z = F.interpolate(y, size=(2 * h, 2 * w), mode="nearest") * _const(grid)
         return F.conv2d(z, self.k, padding=1)[:, :, : 2 * h, : 2 * w]
 
 

@@ -161,8 +161,10 @@ FORMS: dict[str, Form] = {
         "ordinary CONV_2D / DEPTHWISE_CONV_2D and a same-shape MUL, as in the seed's gate (" + _NAFNET_SEED + ")",
     ),
     "zero_stuff_upsample": Form(
-        "RESIZE_NEAREST_NEIGHBOR 2x, MUL by a [::2, ::2] mask, PAD 1, CONV_2D 2x2, SLICE from offset 0",
-        _ZERO_STUFF,
+        "RESIZE_NEAREST_NEIGHBOR 2x, MUL by a [::2, ::2] mask (as its even-row and even-column factors), PAD 1, "
+        "CONV_2D 2x2, SLICE from offset 0",
+        _ZERO_STUFF + "; the seed multiplies by one [1,2H,2W,1] constant, broadcast over C, we by its two factors "
+        "(constants broadcast over W and C, and over H and C)",
     ),
     "nchw_transposes": Form(
         "TRANSPOSE at the graph edges only (NCHW [1,3,H,W] in and out)",

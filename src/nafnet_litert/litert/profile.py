@@ -197,6 +197,7 @@ _KERNELS = {
     "MEAN": ("Mean",),
     "SLICE": ("Slice", "Copy"),
     "TRANSPOSE": ("Transpose", "Copy"),
+    "PAD": ("Constant Pad",),
 }
 
 
@@ -205,7 +206,7 @@ def _map_events(graph, events, runs: int) -> tuple[list[OpTime], int]:
     compute = [i for i, op in enumerate(graph.ops) if op.name != "DEQUANTIZE"]
     position = {node: k for k, node in enumerate(compute)}
     per_node: dict[int, list] = {}
-    base = start = partitions = 0
+    base = start = partitions = fused = 0
     for e in events:
         if e.event_type == _OPERATOR_INVOKE:
             node = int(e.metadata1)
@@ -218,11 +219,17 @@ def _map_events(graph, events, runs: int) -> tuple[list[OpTime], int]:
             if local == 0:  # a new XNNPACK partition starts where the previous kernel left off
                 start = base
                 partitions += 1
-            k = start + local
+                fused = 0
+            kernel = e.tag.decode(errors="replace") if e.tag else "?"
+            k = start + local + fused
+            # XNNPACK folds a zero PAD into the convolution that reads it: that PAD has no operator of its own
+            while k < len(compute) and graph.ops[compute[k]].name == "PAD" and not kernel.startswith("Constant Pad"):
+                per_node.setdefault(compute[k], ["PAD", "folded into the next Convolution (XNNPACK)", 0.0])
+                fused += 1
+                k += 1
             if k >= len(compute):
                 raise ProfileError("the profiler's XNNPACK operators do not map onto the graph (more than its nodes)")
             node = compute[k]
-            kernel = e.tag.decode(errors="replace") if e.tag else "?"
             allowed = _KERNELS.get(graph.ops[node].name)
             if allowed and not kernel.startswith(allowed):
                 raise ProfileError(f"XNNPACK operator {local} ({kernel}) does not match graph node {node} "
