@@ -25,3 +25,20 @@ class AuditFailed(NafnetLitertError):
     """The audit ran and found the model not GPU-clean or not numerically faithful."""
 
     exit_code = 1
+
+
+def describe(e: BaseException) -> str:
+    """One line for any exception: the package's own message; "disk full" for ENOSPC (with the file when known);
+    an OSError's reason and file; otherwise the exception's type and first line. Never a traceback."""
+    import errno
+
+    if isinstance(e, NafnetLitertError):
+        return str(e)
+    if isinstance(e, OSError):
+        where = f" writing {e.filename}" if e.filename else ""
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"disk full{where} (nothing was replaced: free some space and run again)"
+        if e.strerror:
+            return f"{e.strerror}" + (f": {e.filename}" if e.filename else "")
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__

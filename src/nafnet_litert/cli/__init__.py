@@ -10,7 +10,7 @@ import os
 import sys
 import threading
 
-from ..errors import NafnetLitertError
+from ..errors import NafnetLitertError, describe
 
 
 def _version() -> str:
@@ -61,24 +61,31 @@ def native_logs_to_file():
     """LiteRT, TF and the converter log INFO lines from C++ straight to file descriptors 2 and 1 (the GPU
     accelerator prints its OpenCL probe on stdout, which would corrupt ``--json``).
 
-    Keep the CLI readable and its stdout parseable: point fds 1 and 2 at a log file
-    (``$TMPDIR/nafnet-litert-native.log``) while Python's own ``sys.stdout`` and ``sys.stderr`` keep writing to
-    the real terminal. Used once per process, by :func:`main`; not when :func:`main` runs inside pytest's own
-    process (which captures the fds itself). ``NAFNET_LITERT_VERBOSE=1`` keeps everything on the terminal.
+    Keep the CLI readable and its stdout parseable: point fds 1 and 2 at a private, already unlinked file while
+    Python's own ``sys.stdout`` and ``sys.stderr`` keep writing to the real terminal. The file is made by
+    ``mkstemp`` (a new name, created exclusively with mode 0600, so no symlink, directory or FIFO that someone
+    planted in a shared temporary folder is ever opened) and unlinked at once: nothing is left behind, and LiteRT
+    can still log from its atexit destructors. Used once per process, by :func:`main`; not when :func:`main` runs
+    inside pytest's own process (which captures the fds itself). ``NAFNET_LITERT_VERBOSE=1`` keeps everything on
+    the terminal.
     """
     if os.environ.get("NAFNET_LITERT_VERBOSE") or "pytest" in sys.modules:
         yield
         return
     import tempfile
 
-    log_path = os.path.join(tempfile.gettempdir(), "nafnet-litert-native.log")
     sys.stdout.flush()
     sys.stderr.flush()
+    try:
+        fd, log_path = tempfile.mkstemp(prefix="nafnet-litert-native-", suffix=".log")
+        os.unlink(log_path)
+    except OSError:  # no writable temporary folder: drop the native logs
+        fd = os.open(os.devnull, os.O_WRONLY)
     out_fd, err_fd = os.dup(1), os.dup(2)
     # Not restored on exit: LiteRT also logs from its atexit destructors.
-    with open(log_path, "ab") as log:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
     sys.stdout = io.TextIOWrapper(os.fdopen(out_fd, "wb", buffering=0), write_through=True)
     sys.stderr = io.TextIOWrapper(os.fdopen(err_fd, "wb", buffering=0), write_through=True)
     import atexit
@@ -126,6 +133,13 @@ def main(argv: list[str] | None = None) -> int:
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, sys.stdout.fileno())
                 return 141
+            except Exception as e:  # noqa: BLE001 - anything else is still one line and exit 2, never a traceback
+                print(f"nafnet-litert {args.command}: error: {describe(e)}", file=sys.stderr)
+                if os.environ.get("NAFNET_LITERT_VERBOSE"):
+                    import traceback
+
+                    traceback.print_exc()
+                return 2
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

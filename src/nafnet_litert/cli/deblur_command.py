@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..errors import NafnetLitertError
 
-    if not args.max_megapixels > 0:
+    if not (math.isfinite(args.max_megapixels) and args.max_megapixels > 0):
         raise NafnetLitertError(f"--max-megapixels must be positive, got {args.max_megapixels}")
     max_pixels = int(args.max_megapixels * 1e6)
     Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, max_pixels // 2)  # Pillow refuses at twice this

@@ -32,23 +32,60 @@ def open_video(src: Path):
 
 def write_video(src: Path, dst: Path, meta: dict, frames) -> int:
     """Encode ``frames`` (H x W x 3 uint8, in order) into ``dst`` as H.264 at ``src``'s frame rate, with ``src``'s
-    audio re-encoded to AAC; atomically. The same frames always give the same file. Returns the frame count."""
+    audio re-encoded to AAC; atomically. The same frames always give the same file. Returns the frame count.
+
+    Verified before it replaces anything: ffmpeg must finish, and the written file must decode with every frame
+    (a full disk makes ffmpeg fail to write its index, which it does not always report). Odd sizes, which 4:2:0
+    chroma cannot hold, are written in 4:4:4 at the input's size."""
     imageio_ffmpeg = _ffmpeg()
     w, h = meta["size"]
     fps = meta.get("fps") or 25
     has_audio = bool(meta.get("audio_codec"))
+    pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
     n = 0
     with atomic_path(dst) as tmp:
         writer = imageio_ffmpeg.write_frames(
-            tmp, (w, h), fps=fps, quality=8, macro_block_size=1,
+            tmp, (w, h), fps=fps, quality=8, macro_block_size=1, pix_fmt_out=pix_fmt,
             audio_path=str(src) if has_audio else None, audio_codec="aac" if has_audio else None,
         )  # fmt: skip
-        writer.send(None)
-        for frame in frames:
-            writer.send(np.ascontiguousarray(frame))
-            n += 1
-        writer.close()
+        try:
+            writer.send(None)
+            for frame in frames:
+                writer.send(np.ascontiguousarray(frame))
+                n += 1
+            writer.close()
+        except (OSError, RuntimeError) as e:
+            _close_quietly(writer)
+            raise _write_failed(dst, tmp, f"ffmpeg failed: {str(e).strip().splitlines()[-1][:160]}") from None
+        except BaseException:  # a failing frame source, Ctrl-C: stop ffmpeg, keep nothing
+            _close_quietly(writer)
+            raise
+        try:
+            written = imageio_ffmpeg.count_frames_and_secs(str(tmp))[0]
+        except (OSError, RuntimeError):
+            written = 0
+        if written != n:
+            raise _write_failed(dst, tmp, f"the written file decodes to {written} of {n} frames")
     return n
+
+
+def _close_quietly(writer) -> None:
+    try:
+        writer.close()
+    except Exception:  # noqa: BLE001 - ffmpeg already failed; its first error is the one reported
+        pass
+
+
+def _write_failed(dst: Path, tmp: Path, why: str) -> NafnetLitertError:
+    import shutil
+
+    try:
+        full = shutil.disk_usage(tmp.parent).free < 4 << 20
+    except OSError:
+        full = False
+    if full:
+        return NafnetLitertError(f"disk full writing {dst.name} ({why}); nothing was replaced")
+    return NafnetLitertError(f"writing {dst.name} failed ({why}); nothing was replaced")
 
 
 def deblur_video(deb, src: Path, dst: Path, progress: bool = True) -> int:
@@ -62,4 +99,16 @@ def deblur_video(deb, src: Path, dst: Path, progress: bool = True) -> int:
     fps = meta.get("fps") or 25
     n_est = int(round(meta.get("duration", 0) * fps)) or None
     bar = tqdm(frames, total=n_est, unit="frame", disable=not progress, desc=src.name, leave=False)
-    return write_video(src, dst, meta, (deb.restore(f) for f in bar))  # uint8 in, uint8 out
+    seen = [0]
+
+    def restored():
+        for f in bar:
+            seen[0] += 1
+            yield deb.restore(f)  # uint8 in, uint8 out
+        if n_est and seen[0] < 0.9 * n_est:  # the header promises more than decodes: cut short or damaged
+            raise NafnetLitertError(
+                f"{src.name}: damaged video: only {seen[0]} of about {n_est} frames decode (cut short?); "
+                "nothing was written"
+            )
+
+    return write_video(src, dst, meta, restored())

@@ -159,8 +159,29 @@ class StaticAudit:
         }
 
 
+def io_contract(g: Graph) -> tuple[str, str | None]:
+    """The image-to-image contract of a graph: one float32 input ``[1,C,H,W]`` or ``[1,H,W,C]`` (C = 1 or 3) and one
+    float32 output of the same shape. Returns (the signature as text, what is wrong or None)."""
+    ins = [g.tensors[i] for i in g.inputs]
+    outs = [g.tensors[i] for i in g.outputs]
+    text = ", ".join(f"{t.dtype}{list(t.shape)}" for t in ins) + " -> " + ", ".join(
+        f"{t.dtype}{list(t.shape)}" for t in outs
+    )
+    if len(ins) != 1 or len(outs) != 1:
+        return text, f"{len(ins)} input(s) and {len(outs)} output(s), expected one image each"
+    i, o = ins[0], outs[0]
+    shape = list(i.shape)
+    if not (len(shape) == 4 and shape[0] == 1 and (shape[1] in (1, 3) or shape[3] in (1, 3))):
+        return text, f"input {shape} is not a [1,C,H,W] or [1,H,W,C] image (C = 1 or 3)"
+    if list(o.shape) != shape:
+        return text, f"output {list(o.shape)} differs from the input {shape}: not image to image"
+    if i.dtype.lower() != "float32" or o.dtype.lower() != "float32":
+        return text, f"{i.dtype} -> {o.dtype}, expected float32 in and out"
+    return text, None
+
+
 def static_audit(model: str | Path | bytes, allow_unproven: bool = False) -> StaticAudit:
     return StaticAudit(read_graph(model), allow_unproven)
 
 
-__all__ = ["MAX_GPU_RANK", "Check", "StaticAudit", "static_audit"]
+__all__ = ["MAX_GPU_RANK", "Check", "StaticAudit", "io_contract", "static_audit"]

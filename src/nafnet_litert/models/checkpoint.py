@@ -148,15 +148,32 @@ def check_strict(config: NAFNetConfig, sd: dict[str, torch.Tensor], source: str 
         problems.append(f"{len(wrong)} wrong shapes, first: {'; '.join(wrong[:2])}")
     if problems:
         raise CheckpointError(f"{source}: does not match NAFNet {config.describe()}: {' | '.join(problems)}")
+    check_values(sd, source)
+
+
+def check_values(sd: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Every weight a finite floating-point number: integer tensors (which a cast would silently turn into other
+    weights) and NaN/inf (what a diverged training run leaves, and what turns every photo black) are refused with
+    the tensor's name."""
+    for k, v in sd.items():
+        if not v.is_floating_point():
+            raise CheckpointError(f"{source}: tensor {k} holds {str(v.dtype).replace('torch.', '')} values, "
+                                  "not floating-point weights")  # fmt: skip
+        bad = int((~torch.isfinite(v)).sum())
+        if bad:
+            raise CheckpointError(
+                f"{source}: tensor {k} has {bad} non-finite value(s) (NaN or inf; a diverged training run?): "
+                "use an earlier checkpoint"
+            )
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Load any NAFNet checkpoint file, detect its architecture and check every tensor strictly."""
     path = Path(path)
     sd = read_state_dict(path)
-    sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
     config = detect_config(sd, path.name)
-    check_strict(config, sd, path.name)
+    check_strict(config, sd, path.name)  # also refuses integer and non-finite weights
+    sd = {k: v.float() for k, v in sd.items()}
     return Checkpoint(path=path, state_dict=sd, config=config, sha256=sha256_file(path))
 
 

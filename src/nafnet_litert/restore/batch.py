@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import NafnetLitertError
+from ..errors import NafnetLitertError, describe
 from ..io.files import check_writable, is_hidden
 from ..io.image import DEFAULT_MAX_PIXELS, PHOTO_SUFFIXES, Photo, read_photo, side_by_side, write_photo
 from .restorer import Restorer
@@ -143,9 +143,7 @@ def _write_outputs(photo: Photo, out: Photo, job: Job) -> None:
 
 
 def _reason(e: BaseException) -> str:
-    if isinstance(e, NafnetLitertError):
-        return str(e)
-    return f"{type(e).__name__}: {e}".splitlines()[0]
+    return describe(e)
 
 
 def run_jobs(
@@ -173,8 +171,11 @@ def run_jobs(
     single = len(jobs) == 1
 
     def failed(job: Job, e: BaseException) -> None:
-        if single:
-            raise e
+        if single:  # one file: its failure is the run's, as one line that names the file
+            reason = _reason(e)
+            if isinstance(e, NafnetLitertError) and job.src.name in reason:
+                raise e
+            raise NafnetLitertError(reason if job.src.name in reason else f"{job.src.name}: {reason}") from e
         stats.failed.append((job.src, _reason(e)))
         say(f"skipped {job.src}: {_reason(e)}")
 

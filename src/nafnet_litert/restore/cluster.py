@@ -43,6 +43,8 @@ def connect(address: str = "auto", num_cpus: int | None = None):
         raise NafnetLitertError("--ray needs Ray: pip install 'nafnet-litert[cluster]' (ray[data])") from None
     if ray.is_initialized():
         return ray
+    if address not in ("local", "auto"):
+        _check_reachable(address)
     kw = {"log_to_driver": False, "configure_logging": False, "include_dashboard": False}
     try:
         if address == "local":
@@ -57,6 +59,42 @@ def connect(address: str = "auto", num_cpus: int | None = None):
     except (ConnectionError, ValueError, RuntimeError) as e:
         raise NafnetLitertError(f"cannot reach the Ray cluster {address!r}: {str(e).splitlines()[0]}") from None
     return ray
+
+
+#: Seconds to wait for a cluster address to accept a connection (``NAFNET_LITERT_RAY_TIMEOUT`` overrides it).
+CONNECT_TIMEOUT = 30.0
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in one line, within :data:`CONNECT_TIMEOUT`, when nothing listens at ``address`` (``host:port`` or
+    ``ray://host:port``): Ray's own ``init`` would retry silently for minutes."""
+    import socket
+
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise NafnetLitertError(f"bad Ray address {address!r}: use host:port (e.g. 10.0.0.5:6379) or ray://host:10001")
+    timeout = float(os.environ.get("NAFNET_LITERT_RAY_TIMEOUT") or CONNECT_TIMEOUT)
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as e:
+        why = "timed out" if isinstance(e, TimeoutError) else (e.strerror or str(e))
+        raise NafnetLitertError(
+            f"cannot reach the Ray cluster at {hostport} ({why} after at most {timeout:g} s): is `ray start --head` "
+            "running there, and is the port open?"
+        ) from None
+
+
+def worker_count(requested: int, jobs: int, say) -> int:
+    """``--workers`` capped at the cluster's CPUs and the number of jobs (one actor per CPU slot), with a note."""
+    import ray
+
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    n = max(1, min(requested, cpus, jobs))
+    if n < requested:
+        say(f"--workers {requested} lowered to {n} (the cluster has {cpus} CPU(s) and the run {jobs} job(s))")
+    return n
 
 
 def _ship(restorer: Restorer) -> tuple[list, dict]:
@@ -157,7 +195,8 @@ def deblur_video_on_ray(
     chunk = max(1, -(-n // (4 * workers)))  # about four ranges per worker: balance without much re-decoding
     ranges = [(start, min(n, start + chunk)) for start in range(0, n, chunk)]
     actor = ray.remote(num_cpus=1, max_restarts=3, max_task_retries=3)(_VideoActor)
-    pool = ActorPool([actor.remote(model_ref, options) for _ in range(min(workers, len(ranges)))])
+    workers = worker_count(workers, len(ranges), lambda m: tqdm.write(m, file=sys.stderr))
+    pool = ActorPool([actor.remote(model_ref, options) for _ in range(workers)])
     bar = tqdm(total=n, unit="frame", disable=not progress, desc=f"{src.name} (ray)", leave=False)
 
     def frames():
@@ -217,6 +256,8 @@ def run_jobs_on_ray(
         stats.nodes = sorted({n["NodeID"] for n in ray.nodes() if n.get("Alive")})
         return stats
     rows = [{"src": str(j.src), "dst": str(j.dst), "compare": str(j.compare) if j.compare else ""} for j in jobs]
+    say = log or (lambda m: tqdm.write(m, file=sys.stderr))
+    workers = worker_count(workers, len(rows), say)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # ours is the one bar
     logging.getLogger("ray.data").setLevel(logging.WARNING)
@@ -231,7 +272,6 @@ def run_jobs_on_ray(
         max_task_retries=3,
     )
     bar = tqdm(total=len(rows), unit="img", disable=not progress, desc=f"deblur (ray, {workers} workers)")
-    say = log or (lambda m: tqdm.write(m, file=sys.stderr))
     nodes: set[str] = set()
     try:
         for row in ds.iter_rows():

@@ -85,6 +85,27 @@ def _intact(model: Path) -> bool:
         return False
 
 
+_GRAY_MODEL = (
+    "{name}: a {c}-channel model; deblur restores RGB photos with 3-channel models only (gray photos are run as RGB "
+    "and converted back)"
+)
+
+
+def _check_image_model(path: Path) -> None:
+    """Before any work: a .tflite must be a 3-channel float32 image-to-image model (the audit's ``io`` check)."""
+    from ..litert.graph import read_graph
+    from ..litert.runtime import infer_io, read_sidecar
+    from ..litert.static_audit import io_contract
+
+    g = read_graph(path)
+    text, error = io_contract(g)
+    if error:
+        raise NafnetLitertError(f"{path.name}: not an image-to-image model ({error}; it has {text})")
+    channels = infer_io(g.tensors[g.inputs[0]].shape, read_sidecar(path)).channels
+    if channels != 3:
+        raise NafnetLitertError(_GRAY_MODEL.format(name=path.name, c=channels))
+
+
 @dataclass(frozen=True)
 class RestoreOptions:
     """How a :class:`Restorer` runs (validated on creation)."""
@@ -136,6 +157,11 @@ class Restorer:
                 f"{Path(model).name} is a LiteRT model: the torch backend needs the checkpoint it came from"
             )
         self.ckpt = model if isinstance(model, Checkpoint) else None if self._tflite else resolve_checkpoint(model)
+        if self._tflite:
+            _check_image_model(Path(model))
+        elif self.ckpt.config.img_channel != 3:
+            name = self.ckpt.path.name if self.ckpt.path else self.ckpt.name
+            raise NafnetLitertError(_GRAY_MODEL.format(name=name, c=self.ckpt.config.img_channel))
         if not self._tflite and opts.backend == "litert" and self.ckpt.sha256:
             cache_dir()  # a cache that cannot be written is found now, not after the first photo
         self._lite: dict[tuple[int, int], object] = {}
@@ -234,7 +260,13 @@ class Restorer:
             with torch_threads(self.options.threads), torch.inference_mode():
                 return self._torch_net()(torch.from_numpy(x)).numpy()
         model = self.litert_model(tuple(x.shape[2:]))
-        return np.concatenate([model.run(b[None]) for b in x])
+        y = np.concatenate([model.run(b[None]) for b in x])
+        if not np.isfinite(y).all():  # NaN/inf would be written as black or white pixels: never a silent photo
+            raise NafnetLitertError(
+                f"{self.name}: the model gave non-finite values (NaN or inf); nothing was written. Audit the model "
+                "(nafnet-litert audit) or use another checkpoint"
+            )
+        return y
 
     # ------------------------------------------------------------------ images
     def tiles_for(self, h: int, w: int) -> int:

@@ -51,6 +51,8 @@ LITERTJS = {
     ),
 }
 SITE_FILES = ("index.html", "nafnet.js")
+#: Written into every site: ``web -o`` replaces only a folder that holds it (or an empty or new one).
+SITE_MARKER = ".nafnet-litert-site"
 
 
 class WebError(NafnetLitertError):
@@ -127,13 +129,20 @@ def build_site(model="default", out="nafnet-web", tile: int = 256, npm_dir: str 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise WebError(f"{out} is a file: the site needs a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / "index.html").is_file():
-        raise WebError(f"{out} is not empty and is not a site written by this command: choose another folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / SITE_MARKER).is_file():
+        raise WebError(
+            f"{out} is not empty and is not a site written by this command (no {SITE_MARKER}): choose a new or "
+            "empty folder"
+        )
+    for inside in (out / "litert", *(out / "litert" / name for name in LITERTJS), *(out / n for n in SITE_FILES)):
+        if inside.is_symlink():
+            raise WebError(f"{inside} is a symbolic link: refusing to replace what it points to")
     check_writable(out)
     ckpt = resolve_checkpoint(model)
     check_size((tile, tile), ckpt.config.padder_size)
     tarballs = {name: npm_tarball(name, Path(npm_dir) if npm_dir else None) for name in LITERTJS}
     out.mkdir(parents=True, exist_ok=True)
+    (out / SITE_MARKER).write_text("written by nafnet-litert web: this folder is replaced by the next `web -o`\n")
     export(ckpt, out / "model_fp32.tflite", tile, "fp32")
     export(ckpt, out / "model_webgpu.tflite", tile, "fp16")
     for name, data in tarballs.items():

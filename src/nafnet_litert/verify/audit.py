@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..litert.static_audit import Check, static_audit
+from ..litert.static_audit import Check, io_contract, static_audit
 from ..metrics import psnr
 from ..litert.graph import read_graph
 
@@ -395,25 +395,7 @@ def _image_rows(names, outs, refs, inputs, cpu_outs=None) -> list[dict]:
 
 def io_check(model_path: str | Path) -> Check:
     """One float32 image in ([1,C,H,W] or [1,H,W,C], C = 1 or 3) and one float32 image of the same shape out."""
-    g = read_graph(model_path)
-    ins = [g.tensors[i] for i in g.inputs]
-    outs = [g.tensors[i] for i in g.outputs]
-    text = ", ".join(f"{t.dtype}{list(t.shape)}" for t in ins) + " -> " + ", ".join(
-        f"{t.dtype}{list(t.shape)}" for t in outs
-    )
-    error = None
-    if len(ins) != 1 or len(outs) != 1:
-        error = f"{len(ins)} input(s) and {len(outs)} output(s), expected one image each"
-    else:
-        i, o = ins[0], outs[0]
-        shape = list(i.shape)
-        image = len(shape) == 4 and shape[0] == 1 and (shape[1] in (1, 3) or shape[3] in (1, 3))
-        if not image:
-            error = f"input {shape} is not a [1,C,H,W] or [1,H,W,C] image (C = 1 or 3)"
-        elif list(o.shape) != shape:
-            error = f"output {list(o.shape)} differs from the input {shape}: not image to image"
-        elif i.dtype.lower() != "float32" or o.dtype.lower() != "float32":
-            error = f"{i.dtype} -> {o.dtype}, expected float32 in and out"
+    text, error = io_contract(read_graph(model_path))
     return Check("io", error is None, {"contract": f"image to image: {text}"}, error)
 
 
