@@ -183,8 +183,8 @@ FORMS: dict[str, Form] = {
         "slices at an offset are unproven",
     ),
     "tlc_edge_broadcast": Form(
-        "PAD, then ADD of a runtime [1,H,1,C] or [1,1,W,C] edge to a runtime zero of the padded shape, MUL by a 0/1 "
-        "mask (TLC replicate padding)",
+        "PAD, then SUB of a runtime [1,H,1,C] or [1,1,W,C] edge from the padded map (a broadcast along one axis), "
+        "MUL by a 0/1 mask, SUB (TLC replicate padding)",
         None,
         "the seed broadcasts a runtime tensor over H and W together (SCA); over one spatial axis is unproven",
     ),

@@ -14,9 +14,9 @@ The rewrite computes the same windows from means only, separably (W, then H):
 * an axis where the window covers the whole map (``k >= n``) is a single-axis MEAN on ``x / S`` (as in
   :mod:`.pooling`), and the all-global case is exactly :class:`~.pooling.SeparableGlobalMean`;
 * megvii's replicate padding back to ``h x w`` without GATHER, CONCATENATION or a nearest resize: the map is
-  zero-padded (PAD), and each one-pixel edge slice is spread along the axis by adding it to a runtime zero of the
-  padded shape (a broadcast ADD) and added under a 0/1 mask that covers its pad (SLICE, MUL, ADD); a one-pixel
-  axis is the broadcast alone. (An earlier form spread the edge with a nearest resize and read every off-grid
+  zero-padded (PAD), and each one-pixel edge slice ``e`` is spread over its pad as ``p - m * (p - e)`` (a
+  runtime broadcast SUB along the axis, a MUL by a 0/1 constant that covers the pad, a SUB); a one-pixel axis is
+  ``p - (p - x)``. (An earlier form spread the edge with a nearest resize and read every off-grid
   position, the form phones compute wrong: :mod:`nafnet_litert.litert.forms`.)
 
 All ops are rank 4 and GPU-clean; the shapes are static at export, so the module decides global vs local and
@@ -93,24 +93,25 @@ def _edge_mask(n: int, start: int, stop: int, dim: int) -> torch.Tensor:
 def _replicate_pad_axis(x: torch.Tensor, before: int, after: int, dim: int) -> torch.Tensor:
     """Replicate padding along one axis without GATHER, CONCATENATION or a nearest resize (phone-proven ops only).
 
-    The map is zero-padded (PAD) to ``p``; ``z = p * 0`` is a runtime zero of the padded shape, and each one-pixel
-    edge slice ``e`` is spread along the axis as ``z + e`` (a runtime broadcast, as NAFNet's channel attention
-    broadcasts its weights over H and W) and added under a 0/1 mask that is 1 on its pad only. Every output value
-    is one input value plus zeros, so it is exact (for finite values, which NAFNet's are)."""
+    The map is zero-padded (PAD) to ``p``; each one-pixel edge slice ``e`` is spread over its pad as
+    ``p - m * (p - e)``: ``p - e`` broadcasts the runtime edge along the axis (as NAFNet's channel attention
+    broadcasts its weights over H and W), ``m`` is a 0/1 constant that is 1 on that pad only. On the pad ``p`` is 0,
+    so the value is ``0 - (0 - e) = e``; elsewhere ``m`` is 0 and the value is ``p - 0 = p``: exact for finite
+    values, which NAFNet's are. (A runtime zero such as ``p * 0`` would be folded by the converter into a constant
+    of the padded map's full size: 370 MB for GoPro-w32 at 720x1280.)"""
     if before == 0 and after == 0:
         return x
     n = x.shape[dim]
     total = before + n + after
     pads = (before, after, 0, 0) if dim == 3 else (0, 0, before, after)
     padded = F.pad(x, pads)
-    zero = padded * 0.0
-    if n == 1:
-        return zero + x
+    if n == 1:  # the whole axis is the one value: p - (p - x)
+        return padded - (padded - x)
     out = padded
     if before:
-        out = out + (zero + x.narrow(dim, 0, 1)) * _edge_mask(total, 0, before, dim)
+        out = out - _edge_mask(total, 0, before, dim) * (padded - x.narrow(dim, 0, 1))
     if after:
-        out = out + (zero + x.narrow(dim, n - 1, 1)) * _edge_mask(total, n + before, total, dim)
+        out = out - _edge_mask(total, n + before, total, dim) * (padded - x.narrow(dim, n - 1, 1))
     return out
 
 
