@@ -173,6 +173,8 @@ def read_photo(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
                 exif = Image.Exif()
                 exif.load(im.getexif().tobytes())  # a copy: resetting orientation must not touch the image
                 arr = _sixteen_bit_png(path, im) if im.format == "PNG" else None
+                if arr is None and im.mode == "CMYK" and icc:
+                    arr, icc = _cmyk_to_srgb(im, icc, notes)
                 if arr is None:
                     arr = _pillow_pixels(path, im)
         orientation = int(exif.get(_ORIENTATION, 1) or 1)
@@ -199,6 +201,24 @@ def _check_pixels(path: Path, w: int, h: int, max_pixels: int | None) -> None:
             f"{path.name}: {w}x{h} is {w * h / 1e6:.0f} megapixels, above the limit of {max_pixels / 1e6:.0f} "
             "(raise it with --max-megapixels)"
         )
+
+
+def _cmyk_to_srgb(im: Image.Image, icc: bytes, notes: list[str]) -> tuple[np.ndarray | None, bytes | None]:
+    """A CMYK photo with its own (CMYK) profile: converted to sRGB through the profile (LittleCMS), so the output
+    carries an sRGB profile instead of a CMYK one no RGB reader can use. (None, None) when the profile is unusable:
+    then Pillow's plain conversion is used and no profile is kept."""
+    import io
+
+    from PIL import ImageCms
+
+    try:
+        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+        rgb = ImageCms.profileToProfile(im, src, srgb, outputMode="RGB")
+        return np.asarray(rgb), srgb.tobytes()
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        notes.append("its CMYK colour profile could not be used: converted without it")
+        return None, None
 
 
 def _pillow_pixels(path: Path, im: Image.Image) -> np.ndarray:
@@ -300,14 +320,21 @@ def write_photo(photo: Photo, path: str | Path, quality: int = 95) -> None:
             writer = png.Writer(a.shape[1], a.shape[0], greyscale=planes <= 2, alpha=planes in (2, 4), bitdepth=16)
             with open(tmp, "wb") as f:
                 writer.write(f, a.reshape(a.shape[0], -1).tolist())
+            if photo.icc or photo.exif:
+                _png_metadata(tmp, photo.icc, photo.exif)
         elif photo.bits == 16 and suffix in (".tif", ".tiff"):
             import tifffile
 
-            tifffile.imwrite(tmp, a, photometric="rgb" if a.ndim == 3 and a.shape[2] >= 3 else "minisblack")
+            tifffile.imwrite(
+                tmp, a, photometric="rgb" if a.ndim == 3 and a.shape[2] >= 3 else "minisblack",
+                iccprofile=photo.icc, extratags=_descriptive_tiff_tags(photo.exif), metadata=None, software=False,
+            )  # fmt: skip
         else:
             im = Image.fromarray(a if photo.bits == 8 else from_float(to_float(a), np.uint8))
-            if suffix in (".jpg", ".jpeg") and im.mode in ("RGBA", "LA"):
-                im = im.convert("RGB" if im.mode == "RGBA" else "L")  # JPEG has no alpha
+            if suffix in (".jpg", ".jpeg") and im.mode in ("RGBA", "LA"):  # JPEG has no alpha: composite on white,
+                rgba = im.convert("RGBA")  # never reveal the colours under transparent pixels
+                flat = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), rgba).convert("RGB")
+                im = flat if im.mode == "RGBA" else flat.convert("L")
             kw = {}
             if photo.icc:
                 kw["icc_profile"] = photo.icc
@@ -316,6 +343,32 @@ def write_photo(photo: Photo, path: str | Path, quality: int = 95) -> None:
             if suffix in (".jpg", ".jpeg", ".webp"):
                 kw["quality"] = quality
             im.save(tmp, **kw)
+
+
+def _png_metadata(path: Path, icc: bytes | None, exif: bytes | None) -> None:
+    """Insert iCCP (the colour profile) and eXIf chunks before the image data of a PNG pypng wrote."""
+    import zlib
+
+    import png
+
+    chunks = list(png.Reader(filename=str(path)).chunks())
+    extra = []
+    if icc:
+        extra.append((b"iCCP", b"ICC profile\0\0" + zlib.compress(icc)))
+    if exif:
+        extra.append((b"eXIf", exif[6:] if exif.startswith(b"Exif\0\0") else exif))
+    at = next(i for i, (kind, _) in enumerate(chunks) if kind == b"IDAT")
+    with open(path, "wb") as f:
+        png.write_chunks(f, chunks[:at] + extra + chunks[at:])
+
+
+def _descriptive_tiff_tags(exif: bytes | None) -> list[tuple]:
+    """The descriptive tags (:data:`DESCRIPTIVE_TAGS`: camera, date, author...) of ``exif`` as tifffile extratags."""
+    if not exif:
+        return []
+    e = Image.Exif()
+    e.load(exif)
+    return [(tag, "s", 0, str(e[tag]), True) for tag in DESCRIPTIVE_TAGS if isinstance(e.get(tag), str) and e[tag]]
 
 
 def side_by_side(*photos: Photo, gap: int = 8) -> Photo:
