@@ -322,3 +322,58 @@ def test_workers_are_capped_at_the_clusters_cpus_and_the_jobs(monkeypatch):
     assert notes == ["--workers 1000 lowered to 2 (the cluster has 2 CPU(s) and the run 50 job(s))"]
     assert worker_count(2, 1, notes.append) == 1 and len(notes) == 2
     assert worker_count(2, 8, notes.append) == 2 and len(notes) == 2  # nothing lowered, nothing said
+
+
+# ------------------------------------------------------------------------------------------------ small items
+def test_a_folder_deblurs_its_videos_too(tmp_path, small_exports):
+    import imageio_ffmpeg
+
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    _photo(src / "a.png")
+    make_clip(src / "sub" / "clip.mp4", 1)
+    r = _run("deblur", src, "-o", tmp_path / "out", "--model", small_exports["fp32"].model_path)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "out"
+    assert (out / "a.png").is_file() and (out / "sub" / "clip.mp4").is_file()
+    assert imageio_ffmpeg.count_frames_and_secs(str(out / "sub" / "clip.mp4"))[0] == 10
+
+
+def test_a_read_only_cache_that_holds_the_model_is_used(tmp_path, small_checkpoint_file, monkeypatch):
+    from nafnet_litert.restore.restorer import Restorer
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("NAFNET_LITERT_CACHE", str(cache))
+    x = np.random.default_rng(0).random((40, 40, 3)).astype(np.float32)
+    with Restorer(str(small_checkpoint_file), tile=32, overlap=8, precision="fp32") as r:
+        first = r(x)
+    files = sorted(p.name for p in cache.iterdir())
+    assert any(f.endswith(".tflite") for f in files)
+    for p in [cache, *cache.iterdir()]:
+        p.chmod(0o555 if p.is_dir() else 0o444)
+    monkeypatch.setattr("nafnet_litert.io.files.check_writable", _refuse_writes)
+    try:
+        with Restorer(str(small_checkpoint_file), tile=32, overlap=8, precision="fp32") as r:
+            assert np.array_equal(r(x), first)
+    finally:
+        cache.chmod(0o755)
+    assert sorted(p.name for p in cache.iterdir()) == files
+
+
+def _refuse_writes(folder, what="output folder"):  # root ignores 0555: stand in for a real read-only mount
+    from nafnet_litert.io.files import OutputError
+
+    raise OutputError(f"cannot write to the {what} {folder} (Read-only file system)")
+
+
+def test_eval_notes_a_gray_blurred_frame_against_a_colour_sharp_one(tmp_path, capsys):
+    from nafnet_litert.eval.dataset import Pair
+    from nafnet_litert.eval.evaluate import evaluate
+
+    rgb = np.random.default_rng(0).integers(0, 255, (16, 16, 3), np.uint8)
+    Image.fromarray(rgb).convert("L").save(tmp_path / "blur.png")
+    Image.fromarray(rgb).save(tmp_path / "sharp.png")
+    res = evaluate(lambda x: x, [Pair("frame1", tmp_path / "blur.png", tmp_path / "sharp.png")], progress=False)
+    assert len(res.rows) == 1
+    err = capsys.readouterr().err
+    assert "frame1: the blurred image is gray and the sharp one colour" in err

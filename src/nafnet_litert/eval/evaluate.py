@@ -174,8 +174,12 @@ def evaluate(
     rows: list[dict[str, Any]] = []
     bar = tqdm(pairs, desc="eval", unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True)
     for pair in bar:
-        blur_photo = read_photo(pair.blur_path)
-        blur, sharp = blur_photo.rgb_float(), read_photo(pair.sharp_path).rgb_float()
+        blur_photo, sharp_photo = read_photo(pair.blur_path), read_photo(pair.sharp_path)
+        blur, sharp = blur_photo.rgb_float(), sharp_photo.rgb_float()
+        kinds = ["gray" if p.color.shape[2] == 1 else "colour" for p in (blur_photo, sharp_photo)]
+        if kinds[0] != kinds[1]:
+            tqdm.write(f"{pair.name}: the blurred image is {kinds[0]} and the sharp one {kinds[1]}: both are scored "
+                       "as RGB (gray repeated in R, G and B)", file=sys.stderr)  # fmt: skip
         if blur.shape != sharp.shape:
             raise DatasetError(f"{pair.name}: blurred {blur.shape[:2]} and sharp {sharp.shape[:2]} sizes differ")
         blur_u8, sharp_u8 = to_uint8(blur), to_uint8(sharp)

@@ -90,13 +90,20 @@ def plan_jobs(src: Path, dst: Path, compare: bool, skip_existing: bool) -> list[
             )
         files = [
             p for p in sorted(src.rglob("*"))
-            if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES and not is_hidden(p, src)
+            if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES + VIDEO_SUFFIXES and not is_hidden(p, src)
         ]  # fmt: skip
         if not files:
-            raise NafnetLitertError(f"no photos in {src} ({', '.join(PHOTO_SUFFIXES)}; hidden files are skipped)")
+            raise NafnetLitertError(
+                f"no photos or videos in {src} ({', '.join(PHOTO_SUFFIXES + VIDEO_SUFFIXES)}; hidden files are skipped)"
+            )
         jobs = []
         for f in files:
             out = dst / f.relative_to(src)
+            if f.suffix.lower() in VIDEO_SUFFIXES:  # videos are deblurred too, into a container H.264 fits
+                if out.suffix.lower() not in VIDEO_OUT_SUFFIXES:
+                    out = out.with_suffix(".mp4")
+                jobs.append(Job(f, out))
+                continue
             jobs.append(Job(f, out, _compare_path(out) if compare else None))
     _check_clashes(jobs)
     check_writable(jobs[0].dst.parent if src.is_file() else dst)
@@ -209,6 +216,7 @@ def run_jobs(
         from ..io.video import deblur_video
 
         try:
+            job.dst.parent.mkdir(parents=True, exist_ok=True)  # a video found in a sub-folder
             deblur_video(restorer, job.src, job.dst, progress=progress)
             stats.images += 1
         except Exception as e:  # noqa: BLE001

@@ -245,6 +245,7 @@ def run_jobs_on_ray(
     jobs = [j for j in jobs if j.src.suffix.lower() not in VIDEO_SUFFIXES]
     for j in videos:
         try:
+            j.dst.parent.mkdir(parents=True, exist_ok=True)
             deblur_video_on_ray(restorer, j.src, j.dst, workers, progress, (model_ref, options))
             stats.images += 1
         except NafnetLitertError as e:

@@ -58,12 +58,15 @@ def export_key() -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def cache_dir() -> Path:
+def cache_dir(writable: bool = True) -> Path:
     """Where restorers keep the models they export: ``$NAFNET_LITERT_CACHE``, default ``~/.cache/nafnet-litert``.
-    A model's name holds the checkpoint's hash, the size, precision, TLC and :func:`export_key`."""
+    A model's name holds the checkpoint's hash, the size, precision, TLC and :func:`export_key`. ``writable=False``:
+    only where it is, for reading (a read-only cache that holds the model is usable)."""
     from ..io.files import check_writable
 
     d = Path(os.environ.get("NAFNET_LITERT_CACHE") or Path.home() / ".cache" / "nafnet-litert")
+    if not writable:
+        return d
     try:
         d.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -162,8 +165,11 @@ class Restorer:
         elif self.ckpt.config.img_channel != 3:
             name = self.ckpt.path.name if self.ckpt.path else self.ckpt.name
             raise NafnetLitertError(_GRAY_MODEL.format(name=name, c=self.ckpt.config.img_channel))
-        if not self._tflite and opts.backend == "litert" and self.ckpt.sha256:
-            cache_dir()  # a cache that cannot be written is found now, not after the first photo
+        if not self._tflite and opts.backend == "litert" and self.ckpt.sha256 and not opts.full_frame:
+            # a cache that cannot be written is found now, not after the first photo; a read-only cache that
+            # already holds this tile model is fine
+            if not _intact(cache_dir(writable=False) / self._model_name((opts.tile, opts.tile))):
+                cache_dir()
         self._lite: dict[tuple[int, int], object] = {}
         self._paths: dict[tuple[int, int], Path] = {}
         self._torch = None
@@ -228,9 +234,11 @@ class Restorer:
         o = self.options
         tlc = o.full_frame and o.tlc
         tag = (self.ckpt.sha256 or "")[:16]
-        name = f"{tag or 'model'}_{size[0]}x{size[1]}_{o.precision}{'_tlc' if tlc else ''}_{export_key()}.tflite"
+        name = self._model_name(size)
         if tag:
-            path = cache_dir() / name
+            path = cache_dir(writable=False) / name
+            if not _intact(path):
+                path = cache_dir() / name
         else:  # an in-memory checkpoint (random:, stress:) has no identity to cache by: a folder of our own
             if self._tmp is None:
                 self._tmp = tempfile.TemporaryDirectory(prefix="nafnet-litert-")
@@ -241,6 +249,12 @@ class Restorer:
         self._lite[size] = m
         self._paths[size] = path
         return m
+
+    def _model_name(self, size: tuple[int, int]) -> str:
+        o = self.options
+        tag = (self.ckpt.sha256 or "")[:16]
+        tlc = o.full_frame and o.tlc
+        return f"{tag or 'model'}_{size[0]}x{size[1]}_{o.precision}{'_tlc' if tlc else ''}_{export_key()}.tflite"
 
     def _torch_net(self):
         if self._torch is None:
