@@ -54,3 +54,21 @@ def test_a_cmyk_profile_is_never_embedded_in_an_rgb_output(tmp_path):
     assert photo.icc is None and any("profile" in n for n in photo.notes)
     write_photo(photo, tmp_path / "out.png")
     assert Image.open(tmp_path / "out.png").info.get("icc_profile") is None
+
+
+@pytest.mark.parametrize("suffix", [".png", ".webp"])
+def test_an_animation_becomes_its_first_frame_with_a_note(tmp_path, suffix, small_exports):
+    import subprocess
+    import sys
+
+    frames = [Image.new("RGB", (40, 32), c) for c in ((200, 0, 0), (0, 200, 0), (0, 0, 200))]
+    src = tmp_path / f"anim{suffix}"
+    extra = {"lossless": True} if suffix == ".webp" else {}
+    frames[0].save(src, save_all=True, append_images=frames[1:], duration=100, loop=0, **extra)
+    photo = read_photo(src)
+    assert photo.notes == ["animated: frame 1 of 3 used (the output is a still)"]
+    assert np.abs(photo.color.astype(int) - [200, 0, 0]).max() <= 2
+    r = subprocess.run([sys.executable, "-m", "nafnet_litert.cli", "deblur", str(src), "-o", str(tmp_path / "o.png"),
+                        "--model", str(small_exports["fp32"].model_path), "--quiet"], capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "animated: frame 1 of 3 used" in r.stderr

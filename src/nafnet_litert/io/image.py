@@ -169,6 +169,9 @@ def read_photo(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
         else:
             with Image.open(path) as im:
                 _check_pixels(path, *im.size, max_pixels)
+                frames = getattr(im, "n_frames", 1)
+                if frames > 1:  # animated WebP/PNG/GIF-like: one still, said out loud (as for multi-page TIFF)
+                    notes.append(f"animated: frame 1 of {frames} used (the output is a still)")
                 icc = im.info.get("icc_profile")
                 exif = Image.Exif()
                 exif.load(im.getexif().tobytes())  # a copy: resetting orientation must not touch the image
