@@ -377,3 +377,23 @@ def test_eval_notes_a_gray_blurred_frame_against_a_colour_sharp_one(tmp_path, ca
     assert len(res.rows) == 1
     err = capsys.readouterr().err
     assert "frame1: the blurred image is gray and the sharp one colour" in err
+
+
+def test_a_video_keeps_when_and_where_it_was_shot(tmp_path, small_exports):
+    import imageio_ffmpeg
+
+    from nafnet_litert.io.video import source_metadata
+
+    plain = make_clip(tmp_path / "plain.mp4", 1)
+    clip = tmp_path / "phone.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(plain), "-c", "copy",
+                    "-metadata", "creation_time=2024-05-01T10:00:00.000000Z",
+                    "-metadata", "location=+48.8584+002.2945/", str(clip)], check=True)  # fmt: skip
+    tags = source_metadata(clip)
+    assert tags["creation_time"].startswith("2024-05-01T10:00:00") and tags["location"] == "+48.8584+002.2945/"
+    out = tmp_path / "out.mp4"
+    r = _run("deblur", clip, "-o", out, "--model", small_exports["fp32"].model_path)
+    assert r.returncode == 0, r.stderr
+    kept = source_metadata(out)
+    assert kept.get("creation_time", "").startswith("2024-05-01T10:00:00"), kept
+    assert kept.get("location") == "+48.8584+002.2945/", kept

@@ -42,10 +42,13 @@ def write_video(src: Path, dst: Path, meta: dict, frames) -> int:
     fps = meta.get("fps") or 25
     has_audio = bool(meta.get("audio_codec"))
     pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
+    tags = [arg for k, v in source_metadata(src).items() for arg in ("-metadata", f"{k}={v}")]
+    if tags and dst.suffix.lower() in (".mp4", ".mov", ".m4v"):
+        tags += ["-movflags", "+use_metadata_tags"]  # keys such as com.apple.quicktime.location.ISO6709
     n = 0
     with atomic_path(dst) as tmp:
         writer = imageio_ffmpeg.write_frames(
-            tmp, (w, h), fps=fps, quality=8, macro_block_size=1, pix_fmt_out=pix_fmt,
+            tmp, (w, h), fps=fps, quality=8, macro_block_size=1, pix_fmt_out=pix_fmt, output_params=tags,
             audio_path=str(src) if has_audio else None, audio_codec="aac" if has_audio else None,
         )  # fmt: skip
         try:
@@ -67,6 +70,42 @@ def write_video(src: Path, dst: Path, meta: dict, frames) -> int:
         if written != n:
             raise _write_failed(dst, tmp, f"the written file decodes to {written} of {n} frames")
     return n
+
+
+#: Container tags a deblurred video keeps: when and where it was shot, and with what (never layout tags such as
+#: ``rotate``: the frames are written upright).
+KEPT_TAGS = (
+    "creation_time", "date", "location", "location-eng", "make", "model",
+    "com.apple.quicktime.location.ISO6709", "com.apple.quicktime.creationdate", "com.apple.quicktime.make",
+    "com.apple.quicktime.model", "com.android.manufacturer", "com.android.model",
+)  # fmt: skip
+
+
+def source_metadata(src: Path) -> dict[str, str]:
+    """The :data:`KEPT_TAGS` of ``src``'s container (empty when none), read from the global ``Metadata:`` block that
+    ffmpeg prints for its input (its ffmetadata dump leaves ``creation_time`` out)."""
+    import subprocess
+
+    ff = _ffmpeg().get_ffmpeg_exe()
+    try:
+        r = subprocess.run([ff, "-hide_banner", "-i", str(src)], capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    out: dict[str, str] = {}
+    inside = False
+    for line in r.stderr.decode("utf-8", "replace").splitlines():
+        if line.startswith("Input #0"):
+            inside = False
+        elif line.strip() == "Metadata:" and line.startswith("  ") and not line.startswith("    "):
+            inside = True  # the container's own block (streams' blocks are indented further)
+        elif inside and line.startswith("    ") and ":" in line:
+            key, _, value = line.partition(":")  # "    creation_time   : 2024-..." (values may hold ':')
+            key, value = key.strip(), value.strip()
+            if key in KEPT_TAGS and value:
+                out[key] = value
+        elif inside:
+            break
+    return out
 
 
 def _close_quietly(writer) -> None:
