@@ -397,3 +397,18 @@ def test_a_video_keeps_when_and_where_it_was_shot(tmp_path, small_exports):
     kept = source_metadata(out)
     assert kept.get("creation_time", "").startswith("2024-05-01T10:00:00"), kept
     assert kept.get("location") == "+48.8584+002.2945/", kept
+
+
+def test_a_rotated_phone_video_deblurs_quietly_and_upright(tmp_path, small_exports):
+    import imageio_ffmpeg
+
+    plain = make_clip(tmp_path / "plain.mp4", 1)
+    rotated = tmp_path / "rotated.mp4"  # a portrait phone clip: landscape pixels and a display rotation
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-display_rotation", "90", "-i", str(plain),
+                    "-c", "copy", str(rotated)], check=True)  # fmt: skip
+    out = tmp_path / "out.mp4"
+    env = {k: v for k, v in os.environ.items() if k != "NAFNET_LITERT_VERBOSE"}
+    r = _run("deblur", rotated, "-o", out, "--model", small_exports["fp32"].model_path, env=env)
+    assert r.returncode == 0 and r.stderr == "", r.stderr  # imageio-ffmpeg's frame-size warning is library noise
+    reader = imageio_ffmpeg.read_frames(str(out))
+    assert tuple(next(reader)["size"]) == (64, 96)  # written upright

@@ -118,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
         with native_logs_to_file(), warnings.catch_warnings():
             if not os.environ.get("NAFNET_LITERT_VERBOSE"):
                 warnings.simplefilter("ignore")  # library warnings (torch, the converter): noise before one line
+                import logging
+
+                # library loggers that warn on successful runs (imageio-ffmpeg on every rotated phone video)
+                for name in ("imageio_ffmpeg", "ray", "ray.data"):
+                    logging.getLogger(name).setLevel(logging.ERROR)
             try:
                 return int(args.func(args) or 0)
             except NafnetLitertError as e:
