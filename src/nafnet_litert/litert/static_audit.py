@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from . import device_ops
 from .forms import OFF_GRID, nearest_reads, rejected_forms, unproven_forms
 from .graph import Graph, read_graph
