@@ -16,7 +16,8 @@ Design (Ray Data, no scheduler of our own):
   shared file); the driver receives the restored ranges in order through the object store and encodes them once,
   with the audio, exactly as the single-machine run encodes its frames: the same frames give the same file.
 * A photo that fails is reported in its row (the run goes on); a worker that dies is restarted by Ray and its rows
-  retried (``max_restarts``, ``max_task_retries``); an output is only ever complete or absent (atomic writes).
+  retried (Ray Data's actor pool for photos, ``max_restarts``/``max_task_retries`` for the video actors); an output
+  is only ever complete or absent (atomic writes).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def connect(address: str = "auto", num_cpus: int | None = None):
     if address not in ("local", "auto"):
         _check_reachable(address)
     kw = {"log_to_driver": False, "configure_logging": False, "include_dashboard": False}
+    if num_cpus:  # a local Ray never gets more CPU slots than the machine has (--workers 1000 on 2 cores)
+        num_cpus = min(num_cpus, os.cpu_count() or 1)
     try:
         if address == "local":
             ray.init(num_cpus=num_cpus, **kw)
@@ -261,7 +264,8 @@ def run_jobs_on_ray(
     workers = worker_count(workers, len(rows), say)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # ours is the one bar
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    quiet = not os.environ.get("NAFNET_LITERT_VERBOSE")
+    logging.getLogger("ray.data").setLevel(logging.ERROR if quiet else logging.WARNING)
     ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
     ds = ds.map_batches(
         _DeblurActor,
@@ -269,8 +273,9 @@ def run_jobs_on_ray(
         compute=ray.data.ActorPoolStrategy(size=workers),
         num_cpus=1,  # one scheduling slot per actor; LiteRT's own threads are --threads
         fn_constructor_kwargs={"model_ref": model_ref, "options": options, "max_pixels": max_pixels},
-        max_restarts=3,
-        max_task_retries=3,
+        # no max_restarts/max_task_retries here: Ray Data's actor pool restarts dead actors and retries their
+        # rows by itself, and passing them as remote args is deprecated (a warning on stderr); measured in #28: with
+        # them, retries went to a vanished actor after a node loss
     )
     bar = tqdm(total=len(rows), unit="img", disable=not progress, desc=f"deblur (ray, {workers} workers)")
     nodes: set[str] = set()
