@@ -191,38 +191,36 @@ def test_a_nan_weight_is_refused_at_load_with_its_name(tmp_path, small_checkpoin
     assert not (tmp_path / "m.tflite").exists()
 
 
+def _deblur_with_module(tmp_path: Path, module) -> str:
+    """Convert ``module`` (32x32, fp32), deblur a photo with it: the one error line (nothing may be written)."""
+    from nafnet_litert.litert.convert import convert_to_tflite
+
+    path = tmp_path / "liar.tflite"
+    path.write_bytes(convert_to_tflite(module.eval(), (32, 32), "fp32"))
+    r = _run("deblur", _photo(tmp_path / "in.png"), "-o", tmp_path / "out.png", "--model", path)
+    assert r.returncode == 2
+    assert not (tmp_path / "out.png").exists()
+    return _one_line(r.stderr)
+
+
 def test_a_model_that_is_not_image_to_image_is_refused_before_any_work(tmp_path):
     import torch
-
-    from nafnet_litert.litert.convert import convert_to_tflite
 
     class OneChannel(torch.nn.Module):
         def forward(self, image):
             return image.mean(1, keepdim=True)
 
-    path = tmp_path / "gray_out.tflite"
-    path.write_bytes(convert_to_tflite(OneChannel().eval(), (32, 32), "fp32"))
-    r = _run("deblur", _photo(tmp_path / "in.png"), "-o", tmp_path / "out.png", "--model", path)
-    assert r.returncode == 2
-    assert "not an image-to-image model" in _one_line(r.stderr)
-    assert not (tmp_path / "out.png").exists()
+    assert "not an image-to-image model" in _deblur_with_module(tmp_path, OneChannel())
 
 
 def test_non_finite_output_is_an_error_never_a_black_photo(tmp_path):
     import torch
 
-    from nafnet_litert.litert.convert import convert_to_tflite
-
     class Lies(torch.nn.Module):  # an image model whose output is NaN at run time (RSQRT of a negative number)
         def forward(self, image):
             return image + torch.rsqrt(image - 2.0)
 
-    path = tmp_path / "nan.tflite"
-    path.write_bytes(convert_to_tflite(Lies().eval(), (32, 32), "fp32"))
-    r = _run("deblur", _photo(tmp_path / "in.png"), "-o", tmp_path / "out.png", "--model", path)
-    assert r.returncode == 2
-    assert "non-finite" in _one_line(r.stderr)
-    assert not (tmp_path / "out.png").exists()
+    assert "non-finite" in _deblur_with_module(tmp_path, Lies())
 
 
 def test_a_one_channel_checkpoint_is_refused_in_one_line(tmp_path):

@@ -240,7 +240,7 @@ def unproven_forms(g: Graph) -> dict[str, list[int]]:
     return found
 
 
-def rejected_forms(g: Graph) -> dict[str, list[int]]:
+def rejected_forms(g: Graph, reads: list[NearestRead] | None = None) -> dict[str, list[int]]:
     """Every :data:`~.device_ops.FORM_REJECTIONS` form in ``g`` except ranks (the rank check's): {form: nodes}.
     For ``RESIZE_NEAREST_OFF_GRID`` the nodes are the resizes and the ops that read them off the grid."""
     found: dict[str, list[int]] = {}
@@ -255,7 +255,7 @@ def rejected_forms(g: Graph) -> dict[str, list[int]]:
             axes = g.const_value(op.inputs[1])
             if axes is None or np.asarray(axes).size > 1:
                 found.setdefault("MEAN_MULTI_AXIS", []).append(k)
-    for r in nearest_reads(g):
+    for r in nearest_reads(g) if reads is None else reads:
         if not r.on_grid:
             nodes = found.setdefault(OFF_GRID, [])
             nodes.extend(n for n in [r.node, *r.offending] if n not in nodes)

@@ -39,6 +39,7 @@ class StaticAudit:
     graph: Graph
     allow_unproven: bool = False
     _forms: dict[str, list[int]] | None = field(default=None, repr=False)
+    _reads: list | None = field(default=None, repr=False)
 
     @property
     def histogram(self) -> dict[str, int]:
@@ -52,15 +53,21 @@ class StaticAudit:
     def unproven(self) -> dict[str, int]:
         return {op: n for op, n in self.histogram.items() if device_ops.classify(op) == "unproven"}
 
+    def nearest_reads(self) -> list:
+        """Every nearest resize and how it is read (:func:`.forms.nearest_reads`), computed once."""
+        if self._reads is None:
+            self._reads = nearest_reads(self.graph)
+        return self._reads
+
     def form_nodes(self) -> dict[str, list[int]]:
         """Rejected forms of otherwise proven ops: {form: node indices} (:func:`.forms.rejected_forms`)."""
         if self._forms is None:
-            self._forms = rejected_forms(self.graph)
+            self._forms = rejected_forms(self.graph, self.nearest_reads())
         return self._forms
 
     def form_violations(self) -> dict[str, int]:
         """Rejected forms: {form: count} (for the off-grid resize: how many resizes are read off the grid)."""
-        reads = sum(1 for r in nearest_reads(self.graph) if not r.on_grid) if OFF_GRID in self.form_nodes() else 0
+        reads = sum(1 for r in self.nearest_reads() if not r.on_grid) if OFF_GRID in self.form_nodes() else 0
         return {f: (reads if f == OFF_GRID else len(n)) for f, n in self.form_nodes().items()}
 
     def unproven_form_nodes(self) -> dict[str, list[int]]:
@@ -115,7 +122,7 @@ class StaticAudit:
         reads = [
             {"node": r.node, "stride": list(r.stride) if r.stride else None, "on_grid": r.on_grid,
              "offending_nodes": r.offending, "why": r.reason}
-            for r in nearest_reads(self.graph)
+            for r in self.nearest_reads()
         ]  # fmt: skip
         unproven = {
             f: {"count": len(nodes), "nodes": nodes, "form": device_ops.FORMS[f].ops, "note": device_ops.FORMS[f].note}
