@@ -120,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
                 warnings.simplefilter("ignore")  # library warnings (torch, the converter): noise before one line
                 import logging
 
-                # library loggers that warn on successful runs (imageio-ffmpeg on every rotated phone video)
-                for name in ("imageio_ffmpeg", "ray", "ray.data"):
+                # library loggers that warn on successful runs (Ray's and Ray Data's notices)
+                for name in ("ray", "ray.data"):
                     logging.getLogger(name).setLevel(logging.ERROR)
             try:
                 return int(args.func(args) or 0)

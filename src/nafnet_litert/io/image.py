@@ -110,6 +110,37 @@ class Photo:
         return Photo(a, self.alpha, self.icc, self.exif, dict(self.extra))
 
 
+def _readable_exif(im: Image.Image, notes: list[str]) -> Image.Exif:
+    """A copy of ``im``'s EXIF holding every tag that can be written back; a damaged tag (a phone or editor that
+    wrote a wrong type or count) is dropped with a note, never a refused photo."""
+    exif = Image.Exif()
+    try:
+        source = im.getexif()
+        exif.load(source.tobytes())
+        return exif
+    except Exception:  # noqa: BLE001 - Pillow raises struct.error, ValueError, TypeError...: salvage tag by tag
+        pass
+    exif = Image.Exif()
+    dropped = []
+    try:
+        items = list(source.items())
+    except Exception:  # noqa: BLE001
+        items = []
+    for tag, value in items:
+        one = Image.Exif()
+        try:
+            one[tag] = value
+            one.tobytes()
+        except Exception:  # noqa: BLE001
+            dropped.append(tag)
+            continue
+        exif[tag] = value
+    if dropped or not items:
+        what = ", ".join(str(t) for t in dropped) if dropped else "all"
+        notes.append(f"damaged EXIF: tag(s) {what} dropped (the pixels are fine)")
+    return exif
+
+
 def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
     """Apply an EXIF orientation (1..8) to an H x W [x C] array, as Pillow's exif_transpose does."""
     if orientation == 2:
@@ -173,18 +204,21 @@ def read_photo(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
                 if frames > 1:  # animated WebP/PNG/GIF-like: one still, said out loud (as for multi-page TIFF)
                     notes.append(f"animated: frame 1 of {frames} used (the output is a still)")
                 icc = im.info.get("icc_profile")
-                exif = Image.Exif()
-                exif.load(im.getexif().tobytes())  # a copy: resetting orientation must not touch the image
+                exif = _readable_exif(im, notes)  # a copy: resetting orientation must not touch the image
                 arr = _sixteen_bit_png(path, im) if im.format == "PNG" else None
                 if arr is None and im.mode == "CMYK" and icc:
                     arr, icc = _cmyk_to_srgb(im, icc, notes)
                 if arr is None:
                     arr = _pillow_pixels(path, im)
-        orientation = int(exif.get(_ORIENTATION, 1) or 1)
+        orientation = exif.get(_ORIENTATION, 1)
+        if not isinstance(orientation, int) or orientation not in range(1, 9):
+            if _ORIENTATION in exif:
+                notes.append(f"EXIF orientation {orientation!r} is not one of 1..8: the pixels are used as stored")
+            orientation = 1
         if _ORIENTATION in exif:
             exif[_ORIENTATION] = 1
         exif_bytes = exif.tobytes() if len(exif) else None
-        arr = _orient(arr, orientation if orientation in range(1, 9) else 1)
+        arr = _orient(arr, orientation)
     except ImageError:
         raise
     except Image.DecompressionBombError as e:

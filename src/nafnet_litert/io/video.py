@@ -1,76 +1,24 @@
-"""Video, frame by frame, with the audio track kept — through the ffmpeg binary that imageio-ffmpeg ships."""
+"""Video, frame by frame, with its timing and its audio kept — through PyAV (FFmpeg's libraries, in its wheel).
+
+* **Timing.** Every frame keeps its presentation timestamp, so a variable-frame-rate phone clip comes out with the
+  same frame times, the same length, and its audio in sync (the audio packets are copied with their own timestamps;
+  re-encoded to AAC only where the output container cannot hold the codec).
+* **Upright.** A display rotation (portrait phone clips) is applied to the pixels, and the output carries none.
+* **Verified.** :func:`write_video` renames its file into place only after the written file decodes to the same
+  number of frames, with the same last timestamp.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import NafnetLitertError
 from .files import atomic_path
-
-
-def _ffmpeg():
-    try:
-        import imageio_ffmpeg
-    except ImportError:
-        raise NafnetLitertError("video needs imageio-ffmpeg: pip install imageio-ffmpeg") from None
-    return imageio_ffmpeg
-
-
-def open_video(src: Path):
-    """(frame iterator of H x W x 3 uint8, metadata) of ``src``; one line when it cannot be decoded."""
-    imageio_ffmpeg = _ffmpeg()
-    try:
-        reader = imageio_ffmpeg.read_frames(str(src))
-        meta = reader.__next__()
-    except (OSError, RuntimeError, StopIteration) as e:
-        raise NafnetLitertError(f"{src.name}: not a readable video ({str(e).strip().splitlines()[-1][:160]})") from None
-    w, h = meta["size"]
-    return (np.frombuffer(raw, np.uint8).reshape(h, w, 3) for raw in reader), meta
-
-
-def write_video(src: Path, dst: Path, meta: dict, frames) -> int:
-    """Encode ``frames`` (H x W x 3 uint8, in order) into ``dst`` as H.264 at ``src``'s frame rate, with ``src``'s
-    audio re-encoded to AAC; atomically. The same frames always give the same file. Returns the frame count.
-
-    Verified before it replaces anything: ffmpeg must finish, and the written file must decode with every frame
-    (a full disk makes ffmpeg fail to write its index, which it does not always report). Odd sizes, which 4:2:0
-    chroma cannot hold, are written in 4:4:4 at the input's size."""
-    imageio_ffmpeg = _ffmpeg()
-    w, h = meta["size"]
-    fps = meta.get("fps") or 25
-    has_audio = bool(meta.get("audio_codec"))
-    pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
-    tags = [arg for k, v in source_metadata(src).items() for arg in ("-metadata", f"{k}={v}")]
-    if tags and dst.suffix.lower() in (".mp4", ".mov", ".m4v"):
-        tags += ["-movflags", "+use_metadata_tags"]  # keys such as com.apple.quicktime.location.ISO6709
-    n = 0
-    with atomic_path(dst) as tmp:
-        writer = imageio_ffmpeg.write_frames(
-            tmp, (w, h), fps=fps, quality=8, macro_block_size=1, pix_fmt_out=pix_fmt, output_params=tags,
-            audio_path=str(src) if has_audio else None, audio_codec="aac" if has_audio else None,
-        )  # fmt: skip
-        try:
-            writer.send(None)
-            for frame in frames:
-                writer.send(np.ascontiguousarray(frame))
-                n += 1
-            writer.close()
-        except (OSError, RuntimeError) as e:
-            _close_quietly(writer)
-            raise _write_failed(dst, tmp, f"ffmpeg failed: {str(e).strip().splitlines()[-1][:160]}") from None
-        except BaseException:  # a failing frame source, Ctrl-C: stop ffmpeg, keep nothing
-            _close_quietly(writer)
-            raise
-        try:
-            written = imageio_ffmpeg.count_frames_and_secs(str(tmp))[0]
-        except (OSError, RuntimeError):
-            written = 0
-        if written != n:
-            raise _write_failed(dst, tmp, f"the written file decodes to {written} of {n} frames")
-    return n
-
 
 #: Container tags a deblurred video keeps: when and where it was shot, and with what (never layout tags such as
 #: ``rotate``: the frames are written upright).
@@ -81,37 +29,315 @@ KEPT_TAGS = (
 )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a writer needs to know about a source video."""
+
+    width: int  #: upright (after the display rotation)
+    height: int
+    time_base: Fraction  #: unit of the frames' timestamps
+    rate: Fraction  #: average frame rate (for the encoder's rate control and for frames without timestamps)
+    frames: int  #: as the container's header states (0: it does not say)
+    duration: float  #: seconds, as the container states (0: it does not say)
+    rotation: int  #: degrees counter-clockwise the stored pixels are turned for display (known once decoded)
+    audio: bool
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def expected_frames(self) -> int:
+        """The header's frame count, or one estimated from its duration (0: unknown)."""
+        return self.frames or int(round(self.duration * float(self.rate)))
+
+
+def _av():
+    try:
+        import av
+    except ImportError:
+        raise NafnetLitertError("video needs PyAV: pip install av") from None
+    import av.logging
+
+    av.logging.set_level(None)  # FFmpeg's own log lines are noise; its errors arrive as exceptions
+    return av
+
+
+def _why(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[-1][:160]
+
+
+def _open_input(src: Path):
+    av = _av()
+    try:
+        container = av.open(str(src), "r")
+    except (OSError, av.FFmpegError, ValueError) as e:
+        raise NafnetLitertError(f"{src.name}: not a readable video ({_why(e)})") from None
+    if not container.streams.video:
+        container.close()
+        raise NafnetLitertError(f"{src.name}: not a readable video (no video stream)")
+    return container
+
+
+def probe(src: Path) -> VideoInfo:
+    """The :class:`VideoInfo` of ``src``; one line when it is not a video FFmpeg can read."""
+    container = _open_input(src)
+    try:
+        info = _info(container, src)
+    finally:
+        container.close()
+    return _upright_info(info, src)
+
+
+def _info(container, src: Path) -> VideoInfo:
+    v = container.streams.video[0]
+    rate = v.average_rate or v.guessed_rate or v.base_rate or Fraction(25)
+    w, h = v.codec_context.width, v.codec_context.height
+    if not w or not h:
+        raise NafnetLitertError(f"{src.name}: not a readable video (no frame size)")
+    duration = float(container.duration / 1_000_000) if container.duration else 0.0
+    if v.duration and v.time_base:
+        duration = float(v.duration * v.time_base)
+    tags = {k: str(val) for k, val in container.metadata.items() if k in KEPT_TAGS and str(val).strip()}
+    return VideoInfo(
+        width=w, height=h, time_base=v.time_base or Fraction(1, 90000), rate=Fraction(rate), frames=v.frames or 0,
+        duration=duration, rotation=0, audio=bool(container.streams.audio), tags=tags,
+    )  # fmt: skip
+
+
+def _upright(frame) -> np.ndarray:
+    image = frame.to_ndarray(format="rgb24")
+    turns = (int(round(getattr(frame, "rotation", 0) or 0)) // 90) % 4
+    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
+
+
+def read_video(src: Path) -> tuple[Iterator[tuple[np.ndarray, int | None]], VideoInfo]:
+    """(iterator of (upright H x W x 3 uint8 frame, timestamp in ``info.time_base`` units or None), info) of
+    ``src``, every frame as stored (no frame is duplicated or dropped to reach a constant rate). A stream that stops
+    decoding part way raises a one-line "damaged" error naming the frame."""
+    container = _open_input(src)
+    try:
+        info = _info(container, src)
+    except BaseException:
+        container.close()
+        raise
+    av = _av()
+
+    def frames():
+        n = 0
+        try:
+            for frame in container.decode(video=0):
+                image = _upright(frame)
+                n += 1
+                yield image, frame.pts
+        except av.FFmpegError as e:
+            raise NafnetLitertError(
+                f"{src.name}: damaged video: frame {n + 1} does not decode ({_why(e)}); nothing was written"
+            ) from None
+        finally:
+            container.close()
+
+    return frames(), _upright_info(info, src)
+
+
+def _upright_info(info: VideoInfo, src: Path) -> VideoInfo:
+    """``info`` with the upright size and the rotation, which only a decoded frame tells."""
+    av = _av()
+    try:
+        with av.open(str(src), "r") as c:
+            frame = next(iter(c.decode(video=0)), None)
+    except (OSError, av.FFmpegError):
+        frame = None
+    if frame is None:
+        return info
+    rotation = (int(round(getattr(frame, "rotation", 0) or 0)) // 90 * 90) % 360
+    w, h = (frame.height, frame.width) if rotation in (90, 270) else (frame.width, frame.height)
+    return VideoInfo(**{**info.__dict__, "width": w, "height": h, "rotation": rotation})
+
+
+def frame_times(src: Path) -> list[int | None]:
+    """The timestamp of every frame :func:`read_video` yields, in order, decoding without converting pixels."""
+    av = _av()
+    container = _open_input(src)
+    times: list[int | None] = []
+    try:
+        for frame in container.decode(video=0):
+            times.append(frame.pts)
+    except av.FFmpegError as e:
+        raise NafnetLitertError(
+            f"{src.name}: damaged video: frame {len(times) + 1} does not decode ({_why(e)}); nothing was written"
+        ) from None
+    finally:
+        container.close()
+    return times
+
+
 def source_metadata(src: Path) -> dict[str, str]:
-    """The :data:`KEPT_TAGS` of ``src``'s container (empty when none), read from the global ``Metadata:`` block that
-    ffmpeg prints for its input (its ffmetadata dump leaves ``creation_time`` out)."""
-    import subprocess
-
-    ff = _ffmpeg().get_ffmpeg_exe()
+    """The :data:`KEPT_TAGS` of ``src``'s container (empty when none or unreadable)."""
     try:
-        r = subprocess.run([ff, "-hide_banner", "-i", str(src)], capture_output=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
+        return probe(src).tags
+    except NafnetLitertError:
         return {}
-    out: dict[str, str] = {}
-    inside = False
-    for line in r.stderr.decode("utf-8", "replace").splitlines():
-        if line.startswith("Input #0"):
-            inside = False
-        elif line.strip() == "Metadata:" and line.startswith("  ") and not line.startswith("    "):
-            inside = True  # the container's own block (streams' blocks are indented further)
-        elif inside and line.startswith("    ") and ":" in line:
-            key, _, value = line.partition(":")  # "    creation_time   : 2024-..." (values may hold ':')
-            key, value = key.strip(), value.strip()
-            if key in KEPT_TAGS and value:
-                out[key] = value
-        elif inside:
-            break
-    return out
 
 
-def _close_quietly(writer) -> None:
+class _Timestamps:
+    """Strictly increasing output timestamps: the source's, or the frame index at the average rate where a frame
+    has none (an encoder refuses repeats)."""
+
+    def __init__(self, info: VideoInfo):
+        self.step = max(1, int(round(1 / (info.rate * info.time_base)))) if info.rate else 1
+        self.last: int | None = None
+
+    def __call__(self, pts: int | None) -> int:
+        if pts is None:
+            pts = 0 if self.last is None else self.last + self.step
+        if self.last is not None and pts <= self.last:
+            pts = self.last + 1
+        self.last = pts
+        return pts
+
+
+def write_video(src: Path, dst: Path, info: VideoInfo, frames: Iterable[tuple[np.ndarray, int | None]]) -> int:
+    """Encode ``frames`` ((H x W x 3 uint8, timestamp) in order, as :func:`read_video` yields them) into ``dst`` as
+    H.264 with the source's timestamps, ``src``'s audio and its :data:`KEPT_TAGS`; atomically. The same frames
+    always give the same file. Returns the frame count.
+
+    Verified before it replaces anything: the written file must decode to as many frames, ending at the same
+    timestamp (a full disk makes FFmpeg fail to write its index, which it does not always report). Odd sizes, which
+    4:2:0 chroma cannot hold, are written in 4:4:4 at the input's size."""
+    av = _av()
+    n = 0
+    last_time = 0.0
+    with atomic_path(dst) as tmp:
+        try:
+            out = av.open(str(tmp), "w", format=_format(dst), options=_mux_options(dst, info))
+        except (OSError, av.FFmpegError) as e:
+            raise _write_failed(dst, tmp, f"cannot start the file: {_why(e)}") from None
+        try:
+            for k, v in info.tags.items():
+                out.metadata[k] = v
+            video = out.add_stream("libx264", rate=info.rate)
+            video.width, video.height = info.width, info.height
+            video.pix_fmt = "yuv420p" if info.width % 2 == 0 and info.height % 2 == 0 else "yuv444p"
+            video.time_base = info.time_base
+            video.codec_context.time_base = info.time_base
+            video.codec_context.options = {"crf": "17", "preset": "medium", "threads": "2"}  # fixed: reproducible
+            audio = _AudioCopy(src, out)
+            stamp = _Timestamps(info)
+            for image, pts in frames:
+                if image.shape != (info.height, info.width, 3):
+                    raise NafnetLitertError(
+                        f"frame {n + 1} of {src.name} is {image.shape[1]}x{image.shape[0]}, "
+                        f"not {info.width}x{info.height}"
+                    )
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+                frame.pts = stamp(pts)
+                frame.time_base = info.time_base
+                last_time = float(frame.pts * info.time_base)
+                audio.mux_until(last_time)
+                out.mux(video.encode(frame))
+                n += 1
+            out.mux(video.encode(None))
+            audio.mux_until(None)
+            out.close()
+        except (OSError, av.FFmpegError) as e:
+            _close_quietly(out)
+            raise _write_failed(dst, tmp, f"FFmpeg failed: {_why(e)}") from None
+        except BaseException:  # a failing frame source, Ctrl-C: stop, keep nothing
+            _close_quietly(out)
+            raise
+        _verify(dst, tmp, n, last_time)
+    return n
+
+
+def _format(dst: Path) -> str:
+    return {".mkv": "matroska", ".mov": "mov", ".m4v": "mp4"}.get(dst.suffix.lower(), "mp4")
+
+
+def _mux_options(dst: Path, info: VideoInfo) -> dict[str, str]:
+    if info.tags and _format(dst) in ("mp4", "mov"):
+        return {"movflags": "+use_metadata_tags"}  # keys such as com.apple.quicktime.location.ISO6709
+    return {}
+
+
+class _AudioCopy:
+    """``src``'s first audio stream into ``out``: packets copied with their timestamps where ``out``'s container
+    can hold the codec, else decoded and re-encoded to AAC; muxed in step with the video (interleaved by time)."""
+
+    def __init__(self, src: Path, out):
+        av = _av()
+        self.container = None
+        self.packets: Iterator = iter(())
+        self.pending = None
+        try:
+            c = av.open(str(src), "r")
+        except (OSError, av.FFmpegError):
+            return
+        if not c.streams.audio:
+            c.close()
+            return
+        self.container, self.out = c, out
+        a = c.streams.audio[0]
+        if a.codec_context.name in out.supported_codecs:
+            self.stream = out.add_stream_from_template(a)
+            self.packets = self._copied(a)
+        else:
+            self.stream = out.add_stream("aac", rate=a.codec_context.sample_rate or 48000)
+            self.packets = self._reencoded(a)
+
+    def _copied(self, a):
+        for packet in self.container.demux(a):
+            if packet.dts is None:  # the demuxer's end-of-stream marker
+                continue
+            yield packet
+
+    def _reencoded(self, a):
+        for packet in self.container.demux(a):
+            for frame in packet.decode():
+                frame.pts = None  # the encoder numbers samples itself; the stream starts where the source's does
+                yield from self.stream.encode(frame)
+        yield from self.stream.encode(None)
+
+    @staticmethod
+    def _time(packet) -> float:
+        t = packet.pts if packet.pts is not None else packet.dts
+        return float(t * packet.time_base) if t is not None and packet.time_base else 0.0
+
+    def mux_until(self, seconds: float | None) -> None:
+        """Mux every audio packet that starts before ``seconds`` (all that remain for None)."""
+        while True:
+            if self.pending is None:
+                self.pending = next(self.packets, None)
+                if self.pending is None:
+                    if self.container is not None:
+                        self.container.close()
+                        self.container = None
+                    return
+            if seconds is not None and self._time(self.pending) > seconds:
+                return
+            packet, self.pending = self.pending, None
+            packet.stream = self.stream
+            self.out.mux(packet)
+
+
+def _verify(dst: Path, tmp: Path, n: int, last_time: float) -> None:
+    av = _av()
+    written, end = 0, None
     try:
-        writer.close()
-    except Exception:  # noqa: BLE001 - ffmpeg already failed; its first error is the one reported
+        with av.open(str(tmp), "r") as c:
+            s = c.streams.video[0]
+            for frame in c.decode(s):
+                written += 1
+                end = float(frame.pts * s.time_base) if frame.pts is not None else end
+    except (OSError, av.FFmpegError, IndexError):
+        pass
+    if written != n:
+        raise _write_failed(dst, tmp, f"the written file decodes to {written} of {n} frames")
+    if n and end is not None and abs(end - last_time) > 1e-3:
+        raise _write_failed(dst, tmp, f"the written file ends at {end:.3f} s, not {last_time:.3f} s")
+
+
+def _close_quietly(out) -> None:
+    try:
+        out.close()
+    except Exception:  # noqa: BLE001 - FFmpeg already failed; its first error is the one reported
         pass
 
 
@@ -128,26 +354,30 @@ def _write_failed(dst: Path, tmp: Path, why: str) -> NafnetLitertError:
 
 
 def deblur_video(deb, src: Path, dst: Path, progress: bool = True) -> int:
-    """Deblur every frame of ``src`` into ``dst`` (H.264, same fps, audio copied/re-encoded to AAC).
+    """Deblur every frame of ``src`` into ``dst`` (H.264 with the source's frame times, audio kept).
 
-    Written to a temporary file and renamed when complete. Returns the number of frames.
+    Written to a temporary file and renamed when complete and verified. Returns the number of frames.
     """
     from tqdm import tqdm
 
-    frames, meta = open_video(src)
-    fps = meta.get("fps") or 25
-    n_est = int(round(meta.get("duration", 0) * fps)) or None
-    bar = tqdm(frames, total=n_est, unit="frame", disable=not progress, desc=src.name, leave=False)
+    frames, info = read_video(src)
+    expected = info.expected_frames
+    bar = tqdm(frames, total=expected or None, unit="frame", disable=not progress, desc=src.name, leave=False)
     seen = [0]
 
     def restored():
-        for f in bar:
+        for image, pts in bar:
             seen[0] += 1
-            yield deb.restore(f)  # uint8 in, uint8 out
-        if n_est and seen[0] < 0.9 * n_est:  # the header promises more than decodes: cut short or damaged
-            raise NafnetLitertError(
-                f"{src.name}: damaged video: only {seen[0]} of about {n_est} frames decode (cut short?); "
-                "nothing was written"
-            )
+            yield deb.restore(image), pts  # uint8 in, uint8 out
+        check_complete(src, seen[0], expected)
 
-    return write_video(src, dst, meta, restored())
+    return write_video(src, dst, info, restored())
+
+
+def check_complete(src: Path, decoded: int, expected: int) -> None:
+    """A video whose header promises more frames than decode is cut short or damaged: one line, nothing written."""
+    if expected and decoded < 0.9 * expected:
+        raise NafnetLitertError(
+            f"{src.name}: damaged video: only {decoded} of about {expected} frames decode (cut short?); "
+            "nothing was written"
+        )

@@ -164,15 +164,16 @@ class _VideoActor(_WorkerModel):
         """Frames [start, end) of ``src``, restored, as one uint8 array [n, H, W, 3]."""
         import numpy as np
 
-        from ..io.video import open_video
+        from ..io.video import read_video
 
-        frames, _ = open_video(Path(src))
+        frames, _ = read_video(Path(src))
         out = []
-        for i, frame in enumerate(frames):
+        for i, (frame, _pts) in enumerate(frames):
             if i >= end:
                 break
             if i >= start:
                 out.append(self.restorer.restore(frame))
+        frames.close()
         return np.stack(out) if out else np.zeros((0, 1, 1, 3), np.uint8)
 
 
@@ -182,18 +183,16 @@ def deblur_video_on_ray(
     """Deblur ``src`` into ``dst`` with ``workers`` actors restoring frame ranges in parallel; the driver encodes
     the frames in order with the audio (:func:`~nafnet_litert.io.video.write_video`), so the result is frame for
     frame the single-machine output. Returns the number of frames."""
-    import imageio_ffmpeg
     import ray
     from ray.util import ActorPool
     from tqdm import tqdm
 
-    from ..io.video import open_video, write_video
+    from ..io.video import check_complete, frame_times, probe, write_video
 
-    _, meta = open_video(src)
-    try:
-        n = imageio_ffmpeg.count_frames_and_secs(str(src))[0]
-    except (OSError, RuntimeError) as e:
-        raise NafnetLitertError(f"{src.name}: cannot count its frames ({e})") from None
+    info = probe(src)
+    times = frame_times(src)  # every frame's timestamp, in order: the frames keep them, as on one machine
+    n = len(times)
+    check_complete(src, n, info.expected_frames)
     model_ref, options = shipped or _ship(restorer)
     chunk = max(1, -(-n // (4 * workers)))  # about four ranges per worker: balance without much re-decoding
     ranges = [(start, min(n, start + chunk)) for start in range(0, n, chunk)]
@@ -203,13 +202,15 @@ def deblur_video_on_ray(
     bar = tqdm(total=n, unit="frame", disable=not progress, desc=f"{src.name} (ray)", leave=False)
 
     def frames():
+        i = 0
         for block in pool.map(lambda a, r: a.restore_range.remote(str(src), *r), ranges):  # results in order
             for frame in block:
-                yield frame
+                yield frame, times[i]
+                i += 1
             bar.update(len(block))
 
     try:
-        return write_video(src, dst, meta, frames())
+        return write_video(src, dst, info, frames())
     finally:
         bar.close()
 
