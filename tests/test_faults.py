@@ -310,6 +310,97 @@ def test_an_unreachable_ray_address_fails_in_one_line_quickly(tmp_path, small_ex
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+@contextlib.contextmanager
+def _silent_port():
+    """A port that accepts TCP connections and never answers (a wrong service, a half-dead head): Ray's connect
+    waits on it forever. Yields (port, number of connections accepted so far)."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("", 0))  # every interface: Ray dials the machine's own address, not the loopback it was given
+    server.listen(16)
+    accepted: list = []
+
+    def accept():
+        while True:
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield server.getsockname()[1], accepted
+    finally:
+        server.close()
+        for c in accepted:
+            c.close()
+
+
+def _deblur_on_ray_at(tmp_path: Path, model: Path, port: int, timeout_s: str) -> subprocess.Popen:
+    folder = tmp_path / "photos"
+    folder.mkdir(exist_ok=True)
+    _photo(folder / "a.png")
+    env = {**os.environ, "NAFNET_LITERT_RAY_TIMEOUT": timeout_s}
+    args = ["deblur", folder, "-o", tmp_path / "out", "--model", model, "--ray", f"127.0.0.1:{port}", "--quiet"]
+    return subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)  # fmt: skip
+
+
+def test_a_port_that_never_answers_fails_in_one_line_after_the_timeout(tmp_path, small_exports):
+    with _silent_port() as (port, _):
+        p = _deblur_on_ray_at(tmp_path, small_exports["fp32"].model_path, port, "4")
+        _, err = p.communicate(timeout=120)
+    assert p.returncode == 2, err
+    line = _one_line(err)
+    assert f"127.0.0.1:{port}" in line and "no answer within 4 s" in line, line
+
+
+@pytest.mark.parametrize("sig, code, word", [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated")])
+def test_ctrl_c_and_sigterm_stop_a_hanging_ray_connect_at_once(tmp_path, small_exports, sig, code, word):
+    import signal
+    import time
+
+    with _silent_port() as (port, accepted):
+        p = _deblur_on_ray_at(tmp_path, small_exports["fp32"].model_path, port, "300")
+        deadline = time.monotonic() + 60
+        while len(accepted) < 2 and time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.05)  # the reachability check, then Ray's own connect: it is now waiting inside Ray
+        assert len(accepted) >= 2, "the CLI never tried to connect"
+        time.sleep(1)
+        sent = time.monotonic()
+        p.send_signal(getattr(signal, sig))
+        _, err = p.communicate(timeout=60)
+        took = time.monotonic() - sent
+    assert p.returncode == code, err
+    assert word in _one_line(err)
+    assert took < 10, f"{sig} took {took:.1f} s to stop the run"
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_token_auth_refusal_names_ray_auth_mode():
+    """Ray wraps the cause (an ``AuthenticationError``, or the GCS client's ``InvalidAuthToken``) in a generic
+    "Failed to connect": the one line must name the fix. (The live two-node token cluster test meets it for real.)"""
+    pytest.importorskip("ray")
+    from ray.exceptions import AuthenticationError
+
+    from nafnet_litert.restore.cluster import _connect_failure
+
+    try:
+        try:
+            raise RuntimeError("Failed to connect to GCS. Last connection error: Unauthenticated: InvalidAuthToken")
+        except RuntimeError as inner:
+            raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.5:6379") from inner
+    except ConnectionError as e:
+        line = _connect_failure("10.0.0.5:6379", e)
+    assert "RAY_AUTH_MODE=token" in line and "10.0.0.5:6379" in line and "\n" not in line
+    line = _connect_failure("h:1", AuthenticationError("Token authentication is enabled but no token was found"))
+    assert "RAY_AUTH_MODE=token" in line
+    plain = _connect_failure("h:1", ConnectionError("Failed to connect"))
+    assert "RAY_AUTH_MODE" not in plain and "h:1" in plain
+
+
 def test_workers_are_capped_at_the_clusters_cpus_and_the_jobs(monkeypatch):
     ray = pytest.importorskip("ray")
     from nafnet_litert.restore.cluster import worker_count
@@ -320,6 +411,7 @@ def test_workers_are_capped_at_the_clusters_cpus_and_the_jobs(monkeypatch):
     assert notes == ["--workers 1000 lowered to 2 (the cluster has 2 CPU(s) and the run 50 job(s))"]
     assert worker_count(2, 1, notes.append) == 1 and len(notes) == 2
     assert worker_count(2, 8, notes.append) == 2 and len(notes) == 2  # nothing lowered, nothing said
+    assert worker_count(None, 1, notes.append) == 1 and len(notes) == 2  # not asked for: lowered silently
 
 
 # ------------------------------------------------------------------------------------------------ small items

@@ -56,11 +56,16 @@ def run(args: argparse.Namespace) -> int:
         raise NafnetLitertError("--workers is a positive number of Ray workers and goes with --ray")
     with Restorer(args.model, **restore_options(args)) as restorer:
         if args.ray:
-            from ..restore.cluster import connect, run_jobs_on_ray
+            from ..restore.cluster import connect, remove_orphans, run_jobs_on_ray
 
+            ours = not _ray_running()
             ray = connect(args.ray, num_cpus=args.workers if args.ray != "auto" else None)
-            workers = args.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-            stats = run_jobs_on_ray(restorer, jobs, workers, progress=not args.quiet, max_pixels=max_pixels)
+            try:
+                stats = run_jobs_on_ray(restorer, jobs, args.workers, progress=not args.quiet, max_pixels=max_pixels)
+            finally:  # success, failure, Ctrl-C, SIGTERM: our actors stopped first, then their leftovers swept
+                if ours:
+                    ray.shutdown()
+                remove_orphans(jobs)
         else:
             stats = run_jobs(restorer, jobs, progress=not args.quiet, max_pixels=max_pixels)
     rate = stats.images / stats.seconds if stats.seconds else 0.0
@@ -71,3 +76,11 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     return 0
+
+
+def _ray_running() -> bool:
+    """Whether this process is already connected to Ray (then the run leaves that connection alone)."""
+    import sys
+
+    ray = sys.modules.get("ray")
+    return bool(ray is not None and ray.is_initialized())

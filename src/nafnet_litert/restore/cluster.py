@@ -22,6 +22,7 @@ Design (Ray Data, no scheduler of our own):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -37,47 +38,74 @@ from .restorer import Restorer
 def connect(address: str = "auto", num_cpus: int | None = None):
     """``local``: start Ray on this machine (``num_cpus`` CPUs); ``auto``: join the cluster this machine belongs to
     (``ray start``), else start a local one; anything else: a cluster address (``ray://host:10001`` or
-    ``host:6379``)."""
+    ``host:6379``), joined within :data:`CONNECT_TIMEOUT` seconds or refused in one line that says why (nothing
+    listening, no answer, or the cluster's token authentication)."""
     try:
         import ray
     except ImportError:
         raise NafnetLitertError("--ray needs Ray: pip install 'nafnet-litert[cluster]' (ray[data])") from None
     if ray.is_initialized():
         return ray
-    if address not in ("local", "auto"):
-        _check_reachable(address)
+    if not os.environ.get("NAFNET_LITERT_VERBOSE"):  # after the import: importing Ray resets its loggers to INFO
+        for name in ("ray", "ray.data"):  # Ray's notices on successful runs (token auth on, deprecations)
+            logging.getLogger(name).setLevel(logging.ERROR)
     kw = {"log_to_driver": False, "configure_logging": False, "include_dashboard": False}
     if num_cpus:  # a local Ray never gets more CPU slots than the machine has (--workers 1000 on 2 cores)
         num_cpus = min(num_cpus, os.cpu_count() or 1)
-    try:
-        if address == "local":
-            ray.init(num_cpus=num_cpus, **kw)
+    with _own_sigterm_handler(), _connect_errors(address, ray):
+        if address == "local":  # a new Ray of its own, even where `ray start` runs a cluster on this machine
+            ray.init(address="local", num_cpus=num_cpus, **kw)
         elif address == "auto":
             try:
                 ray.init(address="auto", **kw)
             except ConnectionError:
                 ray.init(num_cpus=num_cpus, **kw)
         else:
-            ray.init(address=address, **kw)
-    except (ConnectionError, ValueError, RuntimeError) as e:
-        raise NafnetLitertError(f"cannot reach the Ray cluster {address!r}: {str(e).splitlines()[0]}") from None
+            timeout = float(os.environ.get("NAFNET_LITERT_RAY_TIMEOUT") or CONNECT_TIMEOUT)
+            hostport = _check_reachable(address, timeout)
+            _init_within(ray, address, hostport, timeout, kw)
     return ray
+
+
+@contextlib.contextmanager
+def _connect_errors(address: str, ray):
+    try:
+        yield
+    except (ConnectionError, ValueError, RuntimeError, ray.exceptions.RayError) as e:
+        raise NafnetLitertError(_connect_failure(address, e)) from None
+
+
+@contextlib.contextmanager
+def _own_sigterm_handler():
+    """Keep the caller's SIGTERM handler: ``ray.init`` in the main thread replaces it with ``sys.exit(15)``, which
+    would skip the CLI's clean stop (exit 143, one line, temporaries swept)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 #: Seconds to wait for a cluster address to accept a connection (``NAFNET_LITERT_RAY_TIMEOUT`` overrides it).
 CONNECT_TIMEOUT = 30.0
 
 
-def _check_reachable(address: str) -> None:
-    """Fail in one line, within :data:`CONNECT_TIMEOUT`, when nothing listens at ``address`` (``host:port`` or
-    ``ray://host:port``): Ray's own ``init`` would retry silently for minutes."""
+def _check_reachable(address: str, timeout: float) -> str:
+    """Fail in one line, within ``timeout``, when nothing listens at ``address`` (``host:port`` or
+    ``ray://host:port``): Ray's own ``init`` would retry silently for minutes. Returns ``host:port``."""
     import socket
 
     hostport = address.split("://", 1)[-1].rstrip("/")
     host, sep, port = hostport.rpartition(":")
     if not sep or not port.isdigit() or not host:
         raise NafnetLitertError(f"bad Ray address {address!r}: use host:port (e.g. 10.0.0.5:6379) or ray://host:10001")
-    timeout = float(os.environ.get("NAFNET_LITERT_RAY_TIMEOUT") or CONNECT_TIMEOUT)
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
             pass
@@ -87,15 +115,85 @@ def _check_reachable(address: str) -> None:
             f"cannot reach the Ray cluster at {hostport} ({why} after at most {timeout:g} s): is `ray start --head` "
             "running there, and is the port open?"
         ) from None
+    return hostport
 
 
-def worker_count(requested: int, jobs: int, say) -> int:
-    """``--workers`` capped at the cluster's CPUs and the number of jobs (one actor per CPU slot), with a note."""
+def _init_within(ray, address: str, hostport: str, timeout: float, kw: dict) -> None:
+    """``ray.init(address)`` in a helper thread, so that the main thread keeps taking Ctrl-C and SIGTERM (Ray's
+    native connect blocks the thread that calls it, ignoring both) and gives up after ``timeout`` seconds (a port
+    that accepts TCP but is not a Ray cluster is retried forever)."""
+    import threading
+
+    outcome: list[BaseException | None] = []
+
+    def join():
+        try:
+            ray.init(address=address, **kw)
+            outcome.append(None)
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread
+            outcome.append(e)
+
+    notices = logging.getLogger("ray._private.worker")
+    notices.addFilter(_not_the_thread_notice)
+    try:
+        t = threading.Thread(target=join, name="nafnet-litert-ray-connect", daemon=True)
+        t.start()
+        deadline = time.monotonic() + timeout
+        while t.is_alive() and time.monotonic() < deadline:
+            t.join(0.1)  # between waits the main thread runs its signal handlers
+    finally:
+        notices.removeFilter(_not_the_thread_notice)
+    if t.is_alive():
+        raise NafnetLitertError(
+            f"cannot join the Ray cluster at {hostport}: no answer within {timeout:g} s (the port is open: is it the "
+            "head's GCS port, 6379 by default, or ray://host:10001? A cluster with token authentication also needs "
+            "RAY_AUTH_MODE=token; NAFNET_LITERT_RAY_TIMEOUT sets the wait)"
+        )
+    if outcome and outcome[0] is not None:
+        raise outcome[0]
+
+
+def _not_the_thread_notice(record: logging.LogRecord) -> bool:
+    """False for Ray's "SIGTERM handler is not set because current thread is not the main thread" notice, which a
+    connect from the helper thread triggers: the CLI's own handler stays in charge of SIGTERM, as it should."""
+    return "SIGTERM handler is not set" not in record.getMessage()
+
+
+def _connect_failure(address: str, e: BaseException) -> str:
+    """One line for a failed ``ray.init``: the token-authentication fix where that is the cause (Ray wraps it, and
+    its message, in a generic "Failed to connect"), else the deepest cause's last line."""
+    chain, seen = [], set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    text = " ".join(f"{type(x).__name__}: {x}" for x in chain)
+    if "AuthenticationError" in text or "InvalidAuthToken" in text or "Unauthenticated" in text:
+        mode = (os.environ.get("RAY_AUTH_MODE") or "").lower()
+        if mode != "token":
+            sent = f"RAY_AUTH_MODE is {mode or 'unset'}, so no token was sent"
+        else:
+            have = [k for k in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH") if os.environ.get(k)]
+            sent = f"the token from {' and '.join(have) or '~/.ray/auth_token'} was missing or wrong"
+        return (
+            f"the Ray cluster {address!r} uses token authentication and refused this client ({sent}): set "
+            "RAY_AUTH_MODE=token and give the cluster's token (`ray get-auth-token` on the head) in "
+            "~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN"
+        )
+    deepest = chain[-1]
+    lines = [ln.strip() for ln in str(deepest).strip().splitlines() if ln.strip()]
+    why = lines[-1] if lines else type(deepest).__name__
+    return f"cannot reach the Ray cluster {address!r}: {why[:200]}"
+
+
+def worker_count(requested: int | None, jobs: int, say) -> int:
+    """``--workers`` capped at the cluster's CPUs and the number of jobs (one actor per CPU slot), with a note when
+    a number the user asked for is lowered (None: as many as the cluster's CPUs and the jobs allow, silently)."""
     import ray
 
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    n = max(1, min(requested, cpus, jobs))
-    if n < requested:
+    n = max(1, min(requested or cpus, cpus, jobs))
+    if requested is not None and n < requested:
         say(f"--workers {requested} lowered to {n} (the cluster has {cpus} CPU(s) and the run {jobs} job(s))")
     return n
 
@@ -178,7 +276,7 @@ class _VideoActor(_WorkerModel):
 
 
 def deblur_video_on_ray(
-    restorer: Restorer, src: Path, dst: Path, workers: int = 2, progress: bool = True, shipped=None
+    restorer: Restorer, src: Path, dst: Path, workers: int | None = None, progress: bool = True, shipped=None
 ) -> int:
     """Deblur ``src`` into ``dst`` with ``workers`` actors restoring frame ranges in parallel; the driver encodes
     the frames in order with the audio (:func:`~nafnet_litert.io.video.write_video`), so the result is frame for
@@ -215,9 +313,10 @@ def deblur_video_on_ray(
         bar.close()
 
 
-def _remove_orphans(jobs: list[Job]) -> None:
-    """A worker killed while writing (SIGKILL, a lost node) cannot remove its temporary file; its task was retried,
-    so the output itself is complete. Remove such ``.<stem>.XXXXXXXX<suffix>`` leftovers of this run's outputs."""
+def remove_orphans(jobs: list[Job]) -> None:
+    """A worker killed while writing (SIGKILL, a lost node, the run stopped) cannot remove its temporary file; its
+    output is either complete (the task was retried) or absent. Remove such ``.<stem>.XXXXXXXX<suffix>`` leftovers
+    of these jobs' outputs. Called when a run ends, however it ends."""
     for j in jobs:
         for out in (j.dst, j.compare):
             if out is None or not out.parent.is_dir():
@@ -230,7 +329,7 @@ def _remove_orphans(jobs: list[Job]) -> None:
 def run_jobs_on_ray(
     restorer: Restorer,
     jobs: list[Job],
-    workers: int = 2,
+    workers: int | None = None,
     progress: bool = True,
     log=None,
     max_pixels: int | None = None,
@@ -295,7 +394,7 @@ def run_jobs_on_ray(
         raise NafnetLitertError(f"the Ray run failed ({type(e).__name__}: {first})") from None
     finally:
         bar.close()
-    _remove_orphans(jobs)
+        remove_orphans(jobs)
     stats.seconds = time.perf_counter() - t0
     stats.nodes = sorted(nodes)
     return stats
