@@ -109,6 +109,59 @@ def test_disk_full_while_writing_a_tflite_keeps_the_previous_model(tmp_path, sma
         assert sorted(p.name for p in disk.iterdir()) == ["ballast", "m.tflite"]
 
 
+def _pages(n: int) -> int:
+    return -(-n // 4096) * 4096  # tmpfs counts whole pages
+
+
+def test_disk_full_while_writing_the_sidecar_keeps_the_previous_model_and_sidecar(tmp_path, small_checkpoint_file):
+    """The model fits, its sidecar does not: neither is replaced (a new model beside an old sidecar would fail its
+    own SHA-256 check)."""
+    args = [small_checkpoint_file, "--size", "64", "--precision", "fp32"]
+    assert _run("convert", *args[:1], "-o", tmp_path / "probe.tflite", *args[1:]).returncode == 0
+    size = (tmp_path / "probe.tflite").stat().st_size
+    with tiny_disk(tmp_path / "disk", (_pages(size) >> 10) + 64) as disk:
+        (disk / "m.tflite").write_bytes(b"an older model")
+        (disk / "m.json").write_text('{"older": true}\n')
+        _fill(disk, _pages(size))  # exactly the model's pages: the sidecar's first byte finds the disk full
+        r = _run("convert", *args[:1], "-o", disk / "m.tflite", *args[1:])
+        assert r.returncode == 2, r.stderr
+        assert "disk full" in _one_line(r.stderr)
+        assert (disk / "m.tflite").read_bytes() == b"an older model"
+        assert (disk / "m.json").read_text() == '{"older": true}\n'
+        assert sorted(p.name for p in disk.iterdir()) == ["ballast", "m.json", "m.tflite"]
+
+
+def test_disk_full_while_writing_eval_reports_keeps_the_previous_three(tmp_path, small_checkpoint_file):
+    data = tmp_path / "data"
+    for sub in ("blur", "sharp"):
+        (data / "seq" / sub).mkdir(parents=True)
+        _photo(data / "seq" / sub / "000.png", (64, 48), seed=1 if sub == "blur" else 2)
+    flags = ["--data", data, "--model", small_checkpoint_file, "--backend", "torch", "--quiet", "--name", "r"]
+    with tiny_disk(tmp_path / "disk", 64) as disk:
+        old = {f"r.{ext}": f"old {ext}\n" for ext in ("json", "csv", "md")}
+        for name, text in old.items():
+            (disk / name).write_text(text)
+        _fill(disk, 4096)  # room for one report file, not three
+        r = _run("eval", *flags, "-o", disk)
+        assert r.returncode == 2, r.stderr
+        assert "disk full" in _one_line(r.stderr)
+        assert {p.name: p.read_text() for p in disk.iterdir() if p.name != "ballast"} == old
+
+
+def test_disk_full_while_training_keeps_the_previous_checkpoint(tmp_path):
+    with tiny_disk(tmp_path / "disk", 256) as disk:
+        out = disk / "fit.safetensors"
+        out.write_bytes(b"an older checkpoint")
+        _fill(disk, 8192)  # the tiny config's weights are ~60 KB
+        r = _run("train", "--synthetic-blur", "bundled", "--config", "tiny", "--steps", "2", "--crop", "32",
+                 "--batch-size", "2", "-o", out, timeout=600)  # fmt: skip
+        assert r.returncode == 2, r.stderr
+        last = r.stderr.strip().splitlines()[-1]  # after train's own progress lines
+        assert "Traceback" not in r.stderr and "disk full" in last and "fit.safetensors" in last, r.stderr
+        assert out.read_bytes() == b"an older checkpoint"
+        assert sorted(p.name for p in disk.iterdir()) == ["ballast", "fit.safetensors"]
+
+
 def test_disk_full_while_writing_a_video_keeps_the_previous_output(tmp_path, small_exports):
     clip = make_clip(tmp_path / "clip.mp4", 2)
     with tiny_disk(tmp_path / "disk", 128) as disk:

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..errors import NafnetLitertError
-from ..io.files import atomic_write_text
+from ..io.files import atomic_write_all, atomic_write_text
 from ..io.image import read_photo, write_photo
 from .dataset import DatasetError, Pair
 from ..metrics import psnr, ssim_basicsr3d, ssim_standard, to_uint8
@@ -118,14 +118,14 @@ class EvalResult:
 
     def write(self, out_dir: str | Path, stem: str) -> dict[str, Path]:
         """Write ``stem.json``, ``stem.csv`` and ``stem.md`` into ``out_dir`` (created if needed), each
-        through a temporary file and ``os.replace`` so no reader ever sees a half-written report."""
+        through a temporary file, all three replaced only once all are written: no reader ever sees a half-written
+        report, and a full disk leaves the previous three as they were."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        return {
-            "json": self.to_json(out / f"{stem}.json"),
-            "csv": self.to_csv(out / f"{stem}.csv"),
-            "markdown": atomic_write_text(out / f"{stem}.md", self.to_markdown()),
-        }
+        paths = {"json": out / f"{stem}.json", "csv": out / f"{stem}.csv", "markdown": out / f"{stem}.md"}
+        texts = {"json": self.json_text(), "csv": self.csv_text(), "markdown": self.to_markdown()}
+        atomic_write_all({paths[k]: texts[k].encode("utf-8") for k in paths})
+        return paths
 
 
 def _fmt(x: float, spec: str) -> str:

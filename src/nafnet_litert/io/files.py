@@ -68,10 +68,44 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def disk_nearly_full(path: str | Path, margin: int = 4 << 20) -> bool:
+    """Whether the filesystem holding ``path`` has less than ``margin`` bytes free."""
+    import shutil
+
+    try:
+        return shutil.disk_usage(Path(path).parent).free < margin
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def full_disk_as_enospc(tmp: str | Path) -> Iterator[None]:
+    """Library writers report a full disk in their own words (torch.save: "unexpected pos 128 vs 0"; safetensors
+    and FFmpeg their own errors): inside an :func:`atomic_path`, turn such a failure on a nearly full disk into the
+    ENOSPC that the atomic writer reports as "disk full"."""
+    try:
+        yield
+    except OSError:
+        raise
+    except Exception:
+        if disk_nearly_full(tmp):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) from None
+        raise
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+def atomic_write_all(files: dict[Path, bytes]) -> None:
+    """Write every file through its own temporary, and replace them only once all are written: a full disk while
+    writing the last one leaves every previous file as it was (a model and its sidecar stay a pair)."""
+    with contextlib.ExitStack() as stack:
+        written = [(stack.enter_context(atomic_path(path)), data) for path, data in files.items()]
+        for tmp, data in written:
+            tmp.write_bytes(data)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

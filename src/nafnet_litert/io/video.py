@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NafnetLitertError
-from .files import atomic_path
+from .files import atomic_path, disk_nearly_full
 
 #: Container tags a deblurred video keeps: when and where it was shot, and with what (never layout tags such as
 #: ``rotate``: the frames are written upright).
@@ -342,13 +342,7 @@ def _close_quietly(out) -> None:
 
 
 def _write_failed(dst: Path, tmp: Path, why: str) -> NafnetLitertError:
-    import shutil
-
-    try:
-        full = shutil.disk_usage(tmp.parent).free < 4 << 20
-    except OSError:
-        full = False
-    if full:
+    if disk_nearly_full(tmp):
         return NafnetLitertError(f"disk full writing {dst.name} ({why}); nothing was replaced")
     return NafnetLitertError(f"writing {dst.name} failed ({why}); nothing was replaced")
 

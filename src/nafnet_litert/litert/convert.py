@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..models.checkpoint import Checkpoint, sha256_file
-from ..io.files import atomic_write_bytes, check_writable
+from ..io.files import atomic_write_all, check_writable
 from ..errors import ExportError
 from ..models.deploy import DEFAULT_POOL_SCALE, to_deploy
 from .names import compact_tensor_names
@@ -283,8 +283,7 @@ def export(
         "audit": summary,
     }
     sidecar_path = output.with_suffix(".json")
-    atomic_write_bytes(output, buf)
-    atomic_write_bytes(sidecar_path, (json.dumps(sidecar, indent=2) + "\n").encode())
+    atomic_write_all({output: buf, sidecar_path: (json.dumps(sidecar, indent=2) + "\n").encode()})  # a pair
     return ExportResult(output, sidecar_path, sidecar)
 
 

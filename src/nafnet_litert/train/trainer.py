@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from ..models.checkpoint import load_checkpoint, save_safetensors
-from ..io.files import atomic_path, check_writable
+from ..io.files import atomic_path, check_writable, full_disk_as_enospc
 from ..errors import NafnetLitertError
 from ..metrics import psnr, to_uint8
 from ..models.config import PRESETS, NAFNetConfig
@@ -132,12 +132,12 @@ def state_path_for(out_path: str | Path) -> Path:
 
 
 def _atomic_torch_save(obj: object, path: Path) -> None:
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, full_disk_as_enospc(tmp):
         torch.save(obj, str(tmp))
 
 
 def _atomic_safetensors(model: NAFNet, path: Path, half: bool) -> None:
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, full_disk_as_enospc(tmp):
         save_safetensors(model, tmp, half=half)
 
 
