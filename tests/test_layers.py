@@ -70,9 +70,9 @@ def test_cycle_finder_finds_a_planted_cycle():
     assert _cycles({"a": {"b"}, "b": set()}) == []
 
 
-#: Bottom to top. ``errors`` and ``threads`` are the base; ``metrics`` (numpy image metrics) sits on ``io``.
+#: Bottom to top. ``errors``, ``facts`` and ``threads`` are the base; ``metrics`` (numpy image metrics) sits on ``io``.
 LAYERS = [
-    ("errors", "threads"),
+    ("errors", "facts", "threads"),
     ("io", "metrics"),
     ("models",),
     ("litert",),

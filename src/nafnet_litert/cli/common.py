@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from ..restore.restorer import PRECISIONS
+from ..facts import BACKENDS, PRECISIONS
 from ..restore.tiling import DEFAULT_OVERLAP, DEFAULT_TILE
 
 
 def add_restore_arguments(p: argparse.ArgumentParser) -> None:
     """How images are run: the same flags, defaults and meaning as ``deblur``."""
-    p.add_argument("--backend", choices=("litert", "torch"), default="litert")
+    p.add_argument("--backend", choices=BACKENDS, default="litert")
     p.add_argument("--gpu", action="store_true", help="LiteRT GPU accelerator")
     p.add_argument("--tile", type=int, default=DEFAULT_TILE, help="tile size (multiple of 16)")
     p.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="tile overlap in pixels")

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import NafnetLitertError
+from ..facts import PHOTO_SUFFIXES
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
 FOLDER_PAIRS = {"blur": "sharp", "input": "target"}
 
 
@@ -36,7 +36,7 @@ def _images(folder: Path) -> dict[str, Path]:
     return {
         p.name: p
         for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in PHOTO_SUFFIXES
     }
 
 
@@ -81,6 +81,6 @@ def find_pairs(root: str | Path) -> list[Pair]:
     if not pairs:
         raise DatasetError(
             f"no image pairs under {root}: expected blur/ + sharp/ or input/ + target/ folders "
-            f"(with {', '.join(IMAGE_EXTENSIONS)} files)"
+            f"(with {', '.join(PHOTO_SUFFIXES)} files)"
         )
     return [pairs[k] for k in sorted(pairs)]

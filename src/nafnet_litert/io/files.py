@@ -48,10 +48,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except OSError:
         mode = 0o666 & ~current_umask()
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".part", dir=path.parent)
+        tmp = _new_temporary(path)
     except OSError as e:
         raise OutputError(f"cannot write {path} ({e.strerror})") from None
-    os.close(fd)
     try:
         yield Path(tmp)
         os.chmod(tmp, mode)
@@ -97,6 +96,42 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+#: Random characters in a temporary's name: ``.<stem>.<8 hex><suffix>`` (:func:`temporaries_of` relies on it).
+_TOKEN_HEX = 8
+
+
+def _temporary_suffix(path: Path) -> str:
+    return path.suffix or ".part"  # the output's own suffix: writers choose their format by it
+
+
+def _new_temporary(path: Path) -> str:
+    """Create (O_EXCL, mode 0600) and return an unused ``.<stem>.<8 hex><suffix>`` beside ``path``."""
+    import secrets
+
+    for _ in range(100):
+        tmp = path.parent / f".{path.stem}.{secrets.token_hex(_TOKEN_HEX // 2)}{_temporary_suffix(path)}"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600))
+        except FileExistsError:
+            continue
+        return str(tmp)
+    raise FileExistsError(errno.EEXIST, "no unused temporary name", str(path))
+
+
+def temporaries_of(path: str | Path) -> list[Path]:
+    """The temporary files :func:`atomic_path` left beside ``path``: a writer killed mid-write (SIGKILL, a lost
+    node) cannot remove its own."""
+    import glob
+    import re
+
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    prefix, suffix = f".{path.stem}.", _temporary_suffix(path)
+    name = re.compile(re.escape(prefix) + f"[0-9a-f]{{{_TOKEN_HEX}}}" + re.escape(suffix))
+    return [p for p in path.parent.glob(glob.escape(prefix) + "*") if name.fullmatch(p.name)]
 
 
 def atomic_write_all(files: dict[Path, bytes]) -> None:

@@ -24,9 +24,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import NafnetLitertError
+from ..facts import PHOTO_SUFFIXES
 from .files import atomic_path
 
-PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
 _ORIENTATION = 0x0112
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 _PEAK = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}

@@ -20,13 +20,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..facts import PRECISIONS
 from ..models.checkpoint import Checkpoint, sha256_file
 from ..io.files import atomic_write_all, check_writable
 from ..errors import ExportError
 from ..models.deploy import DEFAULT_POOL_SCALE, to_deploy
 from .names import compact_tensor_names
 
-PRECISIONS = ("fp16", "fp32", "int8")
 #: What ``int8`` means (ai-edge-quantizer, weight-only): every weight is dequantized to float32 before its op
 #: (DEQUANTIZE) and activations stay float32 — the same float network with smaller weights. Convolution weights are
 #: per-output-channel symmetric int8 (``weight_only_wi8_afp32``). Depthwise 3x3 filters are float16 instead: per

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelFileError
+from ..facts import GPU_PRECISIONS
 from .vulkan import (  # noqa: F401  (re-exported: the runtime's public names)
     SWIFTSHADER_ICDS,
     VULKAN_LOADERS,
@@ -27,7 +28,6 @@ from .vulkan import (  # noqa: F401  (re-exported: the runtime's public names)
 
 #: GPU compute precisions: "fp16" is the accelerator's default (fp16 kernels where the device has them),
 #: "fp32" forces fp32 kernels (``GpuOptions(enforce_f32=True)``).
-GPU_PRECISIONS = ("fp16", "fp32")
 
 
 @dataclass

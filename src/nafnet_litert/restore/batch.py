@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import NafnetLitertError, describe
+from ..facts import VIDEO_OUT_SUFFIXES, VIDEO_SUFFIXES
 from ..io.files import check_writable, is_hidden
 from ..io.image import DEFAULT_MAX_PIXELS, PHOTO_SUFFIXES, Photo, read_photo, side_by_side, write_photo
 from .restorer import Restorer
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 
 
 def deblur(
@@ -39,9 +39,6 @@ class Job:
     dst: Path
     compare: Path | None = None
 
-
-#: Containers the H.264 writer produces (the input may be any of :data:`VIDEO_SUFFIXES`).
-VIDEO_OUT_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v")
 
 
 def plan_jobs(src: Path, dst: Path, compare: bool, skip_existing: bool) -> list[Job]:
@@ -142,14 +139,14 @@ class RunStats:
     nodes: list[str] = field(default_factory=list)
 
 
-def _write_outputs(photo: Photo, out: Photo, job: Job) -> None:
+def write_outputs(photo: Photo, out: Photo, job: Job) -> None:
     job.dst.parent.mkdir(parents=True, exist_ok=True)
     write_photo(out, job.dst)
     if job.compare:
         write_photo(side_by_side(photo, out), job.compare)
 
 
-def _reason(e: BaseException) -> str:
+def failure_reason(e: BaseException) -> str:
     return describe(e)
 
 
@@ -179,12 +176,12 @@ def run_jobs(
 
     def failed(job: Job, e: BaseException) -> None:
         if single:  # one file: its failure is the run's, as one line that names the file
-            reason = _reason(e)
+            reason = failure_reason(e)
             if isinstance(e, NafnetLitertError) and job.src.name in reason:
                 raise e
             raise NafnetLitertError(reason if job.src.name in reason else f"{job.src.name}: {reason}") from e
-        stats.failed.append((job.src, _reason(e)))
-        say(f"skipped {job.src}: {_reason(e)}")
+        stats.failed.append((job.src, failure_reason(e)))
+        say(f"skipped {job.src}: {failure_reason(e)}")
 
     photos = [j for j in jobs if j.src.suffix.lower() not in VIDEO_SUFFIXES]
     videos = [j for j in jobs if j.src.suffix.lower() in VIDEO_SUFFIXES]
@@ -203,7 +200,7 @@ def run_jobs(
                 failed(job, e)
                 bar.update(1)
                 continue
-            writes.append((job, writer.submit(_write_outputs, photo, out, job)))
+            writes.append((job, writer.submit(write_outputs, photo, out, job)))
             stats.tiles += restorer.tiles_for(*photo.color.shape[:2])
             stats.images += 1
             bar.update(1)

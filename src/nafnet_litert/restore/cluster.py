@@ -232,7 +232,7 @@ class _DeblurActor(_WorkerModel):
 
     def __call__(self, batch: dict) -> dict:
         from ..io.image import read_photo
-        from .batch import _reason, _write_outputs
+        from .batch import failure_reason, write_outputs
 
         import ray
 
@@ -243,10 +243,10 @@ class _DeblurActor(_WorkerModel):
             try:
                 photo = read_photo(src, self.max_pixels)
                 restored = self.restorer.restore_photo(photo)
-                _write_outputs(photo, restored, Job(Path(src), Path(dst), Path(compare) if compare else None))
+                write_outputs(photo, restored, Job(Path(src), Path(dst), Path(compare) if compare else None))
                 tiles = self.restorer.tiles_for(*photo.color.shape[:2])
             except Exception as e:  # noqa: BLE001 - reported per file, the run goes on
-                error = _reason(e)
+                error = failure_reason(e)
             out["src"].append(src)
             out["error"].append(error)
             out["tiles"].append(tiles)
@@ -317,13 +317,12 @@ def remove_orphans(jobs: list[Job]) -> None:
     """A worker killed while writing (SIGKILL, a lost node, the run stopped) cannot remove its temporary file; its
     output is either complete (the task was retried) or absent. Remove such ``.<stem>.XXXXXXXX<suffix>`` leftovers
     of these jobs' outputs. Called when a run ends, however it ends."""
+    from ..io.files import temporaries_of
+
     for j in jobs:
         for out in (j.dst, j.compare):
-            if out is None or not out.parent.is_dir():
-                continue
-            for tmp in out.parent.glob(f".{out.stem}.*{out.suffix}"):
-                if len(tmp.name) == len(out.name) + 10:  # "." + stem + "." + 8 random characters + suffix
-                    tmp.unlink(missing_ok=True)
+            for tmp in temporaries_of(out) if out is not None else ():
+                tmp.unlink(missing_ok=True)
 
 
 def run_jobs_on_ray(

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NafnetLitertError
+from ..facts import BACKENDS, PRECISIONS
 from ..io.image import (
     Photo,
     from_float,
@@ -43,8 +44,6 @@ from ..io.image import (
 from ..threads import torch_threads
 from .tiling import DEFAULT_OVERLAP, DEFAULT_TILE, count_tiles, tiled_restore
 
-BACKENDS = ("litert", "torch")
-PRECISIONS = ("fp16", "fp32", "int8")
 
 
 def export_key() -> str:

@@ -24,10 +24,10 @@ import torch
 
 from ..errors import NafnetLitertError
 from ..eval.dataset import find_pairs
+from ..facts import PHOTO_SUFFIXES
 from ..io.image import ImageError, from_float, read_photo, to_float
 from .blur import BlurSettings, blur_image
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 #: (degraded, clean) folder names recognised as a pair
 
 
@@ -95,9 +95,9 @@ def load_sharp_folders(
         root = Path(root)
         if not root.is_dir():
             raise DataError(f"image folder not found: {root}")
-        files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
         if not files:
-            raise DataError(f"{root}: no images found ({', '.join(IMAGE_SUFFIXES)})")
+            raise DataError(f"{root}: no images found ({', '.join(PHOTO_SUFFIXES)})")
         images += [_load_u8(p) for p in _progress(files, f"loading {root.name}")]
         if log:
             log(f"{root}: {len(files)} sharp images")

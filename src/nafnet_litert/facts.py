@@ -1,0 +1,24 @@
+"""Facts the whole package shares, each defined once (the base floor: imports nothing of the package).
+
+The CLI's ``choices`` and every check derive from these; change a fact here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+Precision = Literal["fp16", "fp32", "int8"]
+#: Weight precisions an export can have (int8: weights only, dequantized to float on the device).
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+#: Precisions LiteRT's GPU accelerator computes in.
+GPU_PRECISIONS: tuple[str, ...] = ("fp16", "fp32")
+
+Backend = Literal["litert", "torch"]
+#: What runs the model: the exported .tflite, or the PyTorch reference network.
+BACKENDS: tuple[str, ...] = get_args(Backend)
+
+#: Photo formats read and written (lower case, with the dot).
+PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
+#: Video formats read, and the ones written (H.264 in these containers).
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
+VIDEO_OUT_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v")
