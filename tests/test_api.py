@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -16,8 +15,20 @@ from nafnet_litert.models.checkpoint import Checkpoint
 from tests.conftest import skimage_photo
 
 
-def test_version_is_the_installed_distribution():
-    assert nl.__version__ == metadata.version("nafnet-litert")
+def test_version_is_the_projects_and_answers_without_torch():
+    """``--version`` and ``nl.__version__`` say what pyproject.toml says, and ``--version`` imports no PyTorch."""
+    import subprocess
+    import sys
+    import tomllib
+    from pathlib import Path
+
+    declared = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["version"]
+    assert nl.__version__ == declared
+    code = ("import sys; from nafnet_litert.cli import main\n"
+            "try: main(['--version'])\nexcept SystemExit: pass\n"
+            "print('torch' in sys.modules)")  # fmt: skip
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.split() == ["nafnet-litert", declared, "False"], r.stdout
 
 
 def test_package_and_litert_runtime_import_without_torch_or_touching_the_environment():

@@ -108,3 +108,15 @@ def test_no_import_cycle_in_the_package():
     assert "nafnet_litert.verify.audit" in graph and "nafnet_litert.litert.static_audit" in graph["nafnet_litert.litert.convert"]
     cycles = _cycles(graph)
     assert cycles == [], "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_version_needs_no_heavy_import():
+    """``nafnet-litert --version`` answers from the base floor: no PyTorch, no Pillow (it took ~2 s with them)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from nafnet_litert.cli import main\n"
+            "try: main(['--version'])\nexcept SystemExit: pass\n"
+            "print(sorted(m for m in ('torch', 'PIL', 'ai_edge_litert') if m in sys.modules))")  # fmt: skip
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip().endswith("[]"), r.stdout

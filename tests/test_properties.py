@@ -87,6 +87,8 @@ def _expected_family(path: Path) -> tuple[int, bool, int]:
 
 
 def _check_run(tmp_path: Path, src: Path, ckpt: Path, out_suffix: str) -> None:
+    """Run ``deblur`` on a supported input: it must succeed (a reader that refuses every PNG fails here), keep the
+    input untouched and leave no temporary file."""
     before = src.read_bytes()
     out = tmp_path / f"out{out_suffix}"
     err = io.StringIO()
@@ -98,11 +100,6 @@ def _check_run(tmp_path: Path, src: Path, ckpt: Path, out_suffix: str) -> None:
     assert src.read_bytes() == before  # the input is never touched
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert leftovers == []  # no temporary file
-    if rc == 2:
-        lines = [ln for ln in err.getvalue().splitlines() if ln.strip()]
-        assert len(lines) == 1 and "error:" in lines[0], err.getvalue()
-        assert not out.exists()
-        return
     assert rc == 0, err.getvalue()
     channels, alpha, bits = _expected_family(src)
     got = read_photo(out)
@@ -118,12 +115,12 @@ def _check_run(tmp_path: Path, src: Path, ckpt: Path, out_suffix: str) -> None:
 
 @SETTINGS
 @given(case=pillow_images(), out=st.sampled_from([".png", ".tif", "same"]))
-def test_any_pillow_image_deblurs_or_fails_in_one_line(tmp_path_factory, ckpt, case, out):
+def test_every_pillow_image_mode_deblurs(tmp_path_factory, ckpt, case, out):
     im, fmt, orientation, icc = case
     d = tmp_path_factory.mktemp("img")
     src = d / f"in.{fmt}"
     _save(im, src, fmt, orientation, icc)
-    _check_run(d, src, ckpt, f".{fmt}" if out == "same" else out)
+    _check_run(d, src, ckpt, f".{fmt}" if out == "same" else out)  # every mode the README lists
 
 
 @SETTINGS
@@ -137,7 +134,7 @@ def test_any_pillow_image_deblurs_or_fails_in_one_line(tmp_path_factory, ckpt, c
     w=st.integers(1, 20),
     seed=st.integers(0, 2**16),
 )
-def test_any_tiff_layout_deblurs_or_fails_in_one_line(tmp_path_factory, ckpt, dtype, samples, planar, compression,
+def test_every_tiff_layout_deblurs(tmp_path_factory, ckpt, dtype, samples, planar, compression,
                                                       pages, h, w, seed):  # fmt: skip
     rng = np.random.default_rng(seed)
     shape = (pages, h, w, samples)
@@ -159,7 +156,7 @@ def test_any_tiff_layout_deblurs_or_fails_in_one_line(tmp_path_factory, ckpt, dt
     if compression == "packbits" and dtype != "uint8":
         compression = None
     tifffile.imwrite(src, a if pages > 1 else a[0], compression=compression, **kw)
-    _check_run(d, src, ckpt, ".png")
+    _check_run(d, src, ckpt, ".png")  # 8/16-bit and [0, 1] float, 1/3/4 samples: all supported
 
 
 def _mutations(data: bytes, rng: np.random.Generator, n: int) -> list[bytes]:

@@ -12,7 +12,6 @@ from nafnet_litert.errors import CheckpointError
 from nafnet_litert.verify.fp16 import export_options
 from nafnet_litert.models.stress import bottleneck_magnitude, default_photo, level_deviations, level_magnitudes, stream_twin, stressed_twin
 
-from tests.conftest import SMALL
 
 
 def _without_eps(net):
@@ -91,4 +90,3 @@ def test_export_options_round_trip_the_sidecar(tmp_path, small_checkpoint):
     assert export_options({**res.sidecar, "rewrites": {**res.sidecar["rewrites"], "scale_mode": "auto"}})["scale"] == "auto"
     assert export_options({"format": "something-else/1"}) is None
     assert export_options({"format": "nafnet-litert/1"}) is None  # no size: not ours to reproduce
-    assert SMALL.width == small_checkpoint.config.width

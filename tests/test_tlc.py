@@ -206,15 +206,6 @@ def test_tlc_export_bad_train_size_is_a_clear_error(tmp_path, small_checkpoint):
     assert not list(tmp_path.iterdir())
 
 
-def test_cli_convert_has_tlc_flags():
-    from nafnet_litert.cli import build_parser
-
-    args = build_parser().parse_args(["convert", "random:GoPro-width32", "-o", "m.tflite", "--tlc"])
-    assert args.tlc is True and args.tlc_train_size == 256
-    args = build_parser().parse_args(["convert", "x.pth", "-o", "m.tflite", "--tlc", "--tlc-train-size", "384"])
-    assert args.tlc_train_size == 384
-
-
 def test_tlc_export_fp16_headroom_on_the_file(exported_tlc):
     """The per-op fp16 headroom runs on the TLC file itself: its box means (SLICE/ADD/MUL chains) and edge
     padding are measured op by op, and none comes near fp16's limits."""

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..facts import BACKENDS, PRECISIONS
-from ..restore.tiling import DEFAULT_OVERLAP, DEFAULT_TILE
+from ..facts import BACKENDS, DEFAULT_OVERLAP, DEFAULT_TILE, PRECISIONS
 
 
 def add_restore_arguments(p: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..litert.convert import LAYOUTS, PRECISIONS
+from ..facts import LAYOUTS, PRECISIONS
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -7,7 +7,7 @@ import math
 import sys
 from pathlib import Path
 
-from ..io.image import DEFAULT_MAX_PIXELS
+from ..facts import DEFAULT_MAX_PIXELS
 from .common import add_restore_arguments
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import NafnetLitertError
-from ..facts import PHOTO_SUFFIXES
+from ..facts import DEFAULT_MAX_PIXELS, PHOTO_SUFFIXES
 from .files import atomic_path
 
 _ORIENTATION = 0x0112
@@ -168,9 +168,6 @@ def _split(a: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return a, None
 
 
-#: Pixels above which a photo is refused before decoding (a decompression bomb guard): Pillow's own limit.
-#: ``deblur --max-megapixels`` raises it (and Pillow's with it, in the CLI's process).
-DEFAULT_MAX_PIXELS = 178_956_970
 #: EXIF/TIFF tags that describe a photo (kept on writing); layout tags (strips, compression, predictor, sample
 #: format, ...) describe one file's encoding and are never copied onto new data.
 DESCRIPTIVE_TAGS = (0x010E, 0x010F, 0x0110, 0x0131, 0x0132, 0x013B, 0x8298)

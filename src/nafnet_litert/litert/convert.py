@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..facts import PRECISIONS
+from ..facts import LAYOUTS, PRECISIONS
 from ..models.checkpoint import Checkpoint, sha256_file
 from ..io.files import atomic_write_all, check_writable
 from ..errors import ExportError
@@ -41,7 +41,6 @@ INT8_RECIPE = {
 #: Names the graph recipe (ops and rewrites); bump it whenever an export of the same checkpoint changes, so caches
 #: keyed by it never serve an older graph.
 EXPORT_RECIPE = "r4"  # r4: zero-stuff upsampler, TLC edges without a nearest resize
-LAYOUTS = ("NCHW", "NHWC")
 INPUT_NAME = "image"
 OUTPUT_NAME = "restored"
 

@@ -16,7 +16,6 @@ The structs below follow LiteRT's C headers (``litert_profiler_event.h``, ``lite
 from __future__ import annotations
 
 import ctypes as C
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NafnetLitertError
-from ..facts import BACKENDS, PRECISIONS
+from ..facts import BACKENDS, DEFAULT_OVERLAP, DEFAULT_TILE, PRECISIONS
 from ..io.image import (
     Photo,
     from_float,
@@ -42,7 +42,7 @@ from ..io.image import (
     to_nchw,
 )
 from ..threads import torch_threads
-from .tiling import DEFAULT_OVERLAP, DEFAULT_TILE, count_tiles, tiled_restore
+from .tiling import count_tiles, tiled_restore
 
 
 

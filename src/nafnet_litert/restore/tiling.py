@@ -21,12 +21,6 @@ import numpy as np
 
 from ..io.image import from_float, to_float
 
-#: The tile size of deblur's default path (the size the bundled model is exported at).
-DEFAULT_TILE = 256
-#: Chosen by ``nafnet-litert tiling-study`` on the held-out GoPro frames with the bundled model:
-#: at 0 px the tile borders show (seam ratio 1.45 against 1.04 for the whole-image output on the same lines); from
-#: 16 px they match the whole-image output, and PSNR vs sharp moves by < 0.02 dB between 16 and 96 px.
-DEFAULT_OVERLAP = 32
 
 #: Restores a batch of tiles: float32 [N, C, t, t] -> float32 [N, C, t, t].
 TileFn = Callable[[np.ndarray], np.ndarray]
