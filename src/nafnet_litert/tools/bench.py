@@ -69,11 +69,14 @@ def count_macs(net, shape: tuple[int, ...]) -> int:
 
 
 def gemm_gflops(threads: int, n: int = 2048, runs: int = 5) -> float:
+    """The machine's fp32 matrix-multiply rate with ``threads`` torch threads (restored afterwards)."""
     import torch
 
-    torch.set_num_threads(threads)
-    a, b = torch.rand(n, n), torch.rand(n, n)
-    ms = _median_ms(lambda: torch.mm(a, b), runs)
+    from ..threads import torch_threads
+
+    with torch_threads(threads):
+        a, b = torch.rand(n, n), torch.rand(n, n)
+        ms = _median_ms(lambda: torch.mm(a, b), runs)
     return 2 * n**3 / (ms / 1e3) / 1e9
 
 

@@ -24,25 +24,25 @@ def spandrel_nafnet_class():
     if spec is None or not spec.submodule_search_locations:
         raise ImportError("spandrel is not installed (pip install spandrel)")
     root = Path(list(spec.submodule_search_locations)[0])
-    pkg = types.ModuleType("_spandrel_oracle")
-    pkg.__path__ = [str(root)]
-
-    def load(name: str, path: Path):
-        s = importlib.util.spec_from_file_location(name, path)
-        mod = importlib.util.module_from_spec(s)
-        sys.modules[name] = mod
-        s.loader.exec_module(mod)
-        return mod
-
-    sys.modules.setdefault("spandrel", pkg)  # only a namespace for `from spandrel.util import ...`
-    if "spandrel.util" not in sys.modules:
-        load("spandrel.util", root / "util" / "__init__.py")
     arch = root / "architectures" / "NAFNet" / "__arch"
-    load("_spandrel_nafnet_arch.arch_util", arch / "arch_util.py")
-    src = (arch / "NAFNet_arch.py").read_text().replace("from .arch_util import", "from _spandrel_nafnet_arch.arch_util import")
-    mod = types.ModuleType("_spandrel_nafnet_arch.NAFNet_arch")
-    exec(compile(src, str(arch / "NAFNet_arch.py"), "exec"), mod.__dict__)
-    return mod.NAFNet
+    # Private module names only: nothing named `spandrel` is planted in sys.modules (a later real import of
+    # spandrel in the same process must not find a stand-in).
+    util = _load_module("_nafnet_litert_oracle_util", (root / "util" / "__init__.py").read_text(), root / "util")
+    arch_util = _load_module("_nafnet_litert_oracle_arch_util", (arch / "arch_util.py").read_text(), arch)
+    src = (arch / "NAFNet_arch.py").read_text()
+    src = src.replace("from spandrel.util import", f"from {util.__name__} import")
+    src = src.replace("from .arch_util import", f"from {arch_util.__name__} import")
+    return _load_module("_nafnet_litert_oracle_nafnet_arch", src, arch).NAFNet
+
+
+def _load_module(name: str, source: str, folder: Path) -> types.ModuleType:
+    """``source`` executed as module ``name`` (registered under that private name: dataclasses and typing resolve
+    their module through sys.modules)."""
+    mod = types.ModuleType(name)
+    mod.__file__ = str(folder / f"{name}.py")
+    sys.modules[name] = mod
+    exec(compile(source, mod.__file__, "exec"), mod.__dict__)
+    return mod
 
 
 def spandrel_nafnet(config, state_dict):
