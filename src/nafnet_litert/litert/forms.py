@@ -84,8 +84,8 @@ def resize_flags(g: Graph, node: int) -> tuple[bool, bool]:
     table = op.BuiltinOptions()
     if table is None:
         return False, False
-    kind = schema.ResizeBilinearOptions if g.ops[node].name == "RESIZE_BILINEAR" else schema.ResizeNearestNeighborOptions
-    opts = kind()
+    bilinear = g.ops[node].name == "RESIZE_BILINEAR"
+    opts = schema.ResizeBilinearOptions() if bilinear else schema.ResizeNearestNeighborOptions()
     opts.Init(table.Bytes, table.Pos)
     return bool(opts.AlignCorners()), bool(opts.HalfPixelCenters())
 

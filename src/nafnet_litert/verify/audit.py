@@ -10,7 +10,7 @@ Every check runs on the model file the user ships; each is one entry of :attr:`A
   statically (every read goes through a mask that is zero off the grid) and dynamically (the file rewritten so that
   off-grid positions map to other pixels gives bit-identical output on the CPU: :mod:`nafnet_litert.litert.forms`).
   Forms no published phone graph contains (:data:`~.device_ops.FORMS` without evidence) are listed, not failed.
-* ``rank`` (static): no tensor above rank 4.
+* ``rank`` (static): no tensor above rank 4 (a failure names ``RANK_ABOVE_4`` with its source).
 * ``io`` (static): the image-to-image contract: one float32 input ``[1,C,H,W]`` (or ``[1,H,W,C]``), C = 1 or 3,
   and one float32 output of the same shape (a classifier or any other model fails here).
 * ``parity_cpu``: LiteRT CPU (XNNPACK) against the PyTorch reference on real photos.
@@ -22,6 +22,10 @@ Every check runs on the model file the user ships; each is one entry of :attr:`A
   reference: see :data:`GPU_FP16_THRESHOLDS` for the numbers and why.
 * ``fp16_headroom``: per-op fp16 headroom of the file's own tensors (:mod:`.headroom`), with the
   checkpoint's weights and with a stressed twin exported the same way.
+
+Without a reference the GPU passes are judged against the file's own CPU output. When ``gpu_fp16`` is resident and
+really fp16 but wrong, or an op overflows fp16 in ``fp16_headroom``, the check names the rule
+``FP16_REDUCTION_OVERFLOW`` (:data:`~nafnet_litert.litert.device_ops.NUMERIC_REJECTIONS`) with its source.
 
 The thresholds are module constants, so the CLI holds no pass/fail policy of its own.
 """
@@ -304,7 +308,8 @@ def _format_check(name: str, c: Check) -> list[str]:
         return [label + f"{d['contract']} -> {_verdict(c)}" + (f" ({c.error})" if c.error else "")]
     if name == "rank":
         extra = f" (above: {', '.join(f'{k} x{v}' for k, v in d['ops_above_limit'].items())})" if d["ops_above_limit"] else ""
-        return [label + f"max tensor rank {d['max_rank']} (limit {d['limit']}){extra} -> {_verdict(c)}"] + _rule_line(pad, d)
+        head = label + f"max tensor rank {d['max_rank']} (limit {d['limit']}){extra} -> {_verdict(c)}"
+        return [head, *_rule_line(pad, d)]
     if name == "fp16_headroom":
         out = []
         for key in ("weights", "stress"):
