@@ -12,7 +12,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from nafnet_litert.models.deploy.layernorm import ScaledLayerNorm2d

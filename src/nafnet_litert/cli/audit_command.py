@@ -23,7 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", nargs="?", help=".tflite file")
     p.add_argument("--explain", metavar="RULE", help="print a rule's reason, source and proven replacement, and exit")
     p.add_argument("--reference", help="checkpoint the model was exported from (or random:PRESET[@SEED], stress:...)")
-    p.add_argument("--image", action="append", default=[], help="real photo for parity (repeatable)")
+    p.add_argument(
+        "--image", action="append", default=[], help="real photo for parity and the GPU and fp16 checks (repeatable)"
+    )
     p.add_argument("--gpu", action="store_true", help="GPU accelerator alone: an fp32 and a real fp16 pass")
     p.add_argument("--fp16", action="store_true", help="per-op fp16 headroom of the file (and of its stressed twin)")
     p.add_argument("--no-stress", dest="stress", action="store_false", help="with --fp16: skip the stressed twin")
