@@ -349,8 +349,12 @@ def test_row21_audit_fails_a_model_that_is_not_image_to_image(tmp_path, capsys):
     assert main(["audit", str(cut)]) == 2
 
 
-def test_row22_audit_gpu_needs_a_reference(small_exports, capsys):
-    _refused(capsys, ["audit", str(small_exports["fp32"].model_path), "--gpu"], "need --reference")
+def test_row22_audit_gpu_needs_a_photo(small_exports, capsys):
+    path = str(small_exports["fp32"].model_path)
+    _refused(capsys, ["audit", path, "--gpu"], "need --image")
+    _refused(capsys, ["audit", path, "--reference", "random:GoPro-width32"], "--reference needs --image")
+    _refused(capsys, ["audit", path, "--image", path], "--image is for --reference, --gpu or --fp16")
+    _refused(capsys, ["audit"], "a .tflite model is needed")
 
 
 def test_row23_a_damaged_cached_model_is_rebuilt(tmp_path, ckpt, monkeypatch):

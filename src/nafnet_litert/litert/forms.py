@@ -17,6 +17,10 @@ entry, with its reason and source):
     positions to another input pixel (``align_corners`` and ``half_pixel_centers`` both set: on-grid positions
     still map to the same pixel), must give bit-identical output on the CPU. The host GPU cannot show this failure
     (lavapipe and SwiftShader compute the off-grid values exactly), so the CPU is the place to provoke it.
+* ``RESIZE_BILINEAR_ALIGN_HALF_PIXEL`` — a bilinear resize with ``align_corners`` and ``half_pixel_centers`` both
+  set (read from its builtin options).
+* ``OUTPUT_ADD_CONSUMED`` — an ADD of two runtime tensors whose result is a graph output and is also read by another
+  op (LiteRT#8599: the output holds an operand, not the sum).
 * ``DIV_SAME_INPUTS``, ``REDUCE_MAX_CONST_INPUTS``, ``MEAN_MULTI_AXIS`` — see :mod:`.device_ops`.
 """
 
@@ -73,14 +77,15 @@ def constant(g: Graph, tensor: int, producers: dict[int, int] | None = None):
 
 
 def resize_flags(g: Graph, node: int) -> tuple[bool, bool]:
-    """(align_corners, half_pixel_centers) of a RESIZE_NEAREST_NEIGHBOR node."""
+    """(align_corners, half_pixel_centers) of a RESIZE_NEAREST_NEIGHBOR or RESIZE_BILINEAR node."""
     from ai_edge_litert import schema_py_generated as schema
 
     op = schema.Model.GetRootAsModel(g.raw, 0).Subgraphs(0).Operators(node)
     table = op.BuiltinOptions()
     if table is None:
         return False, False
-    opts = schema.ResizeNearestNeighborOptions()
+    bilinear = g.ops[node].name == "RESIZE_BILINEAR"
+    opts = schema.ResizeBilinearOptions() if bilinear else schema.ResizeNearestNeighborOptions()
     opts.Init(table.Bytes, table.Pos)
     return bool(opts.AlignCorners()), bool(opts.HalfPixelCenters())
 
@@ -240,12 +245,28 @@ def unproven_forms(g: Graph) -> dict[str, list[int]]:
     return found
 
 
+def _output_add_consumed(g: Graph, k: int, outputs: set[int], consumers, producers) -> bool:
+    """An ADD of two runtime tensors whose result is a graph output and also an input of another op (LiteRT#8599:
+    the output then holds an operand; an ADD of a constant is exact there, so it is not this form)."""
+    op = g.ops[k]
+    if op.name != "ADD" or len(op.inputs) != 2 or not op.outputs or op.outputs[0] not in outputs:
+        return False
+    if any(constant(g, t, producers) is not None for t in op.inputs):
+        return False
+    return any(c != k for c in consumers.get(op.outputs[0], []))
+
+
 def rejected_forms(g: Graph, reads: list[NearestRead] | None = None) -> dict[str, list[int]]:
     """Every :data:`~.device_ops.FORM_REJECTIONS` form in ``g`` except ranks (the rank check's): {form: nodes}.
     For ``RESIZE_NEAREST_OFF_GRID`` the nodes are the resizes and the ops that read them off the grid."""
     found: dict[str, list[int]] = {}
+    consumers, producers, outputs = _consumers(g), _producers(g), set(g.outputs)
     for k, op in enumerate(g.ops):
-        if op.name == "DIV" and len(op.inputs) >= 2 and op.inputs[0] == op.inputs[1]:
+        if op.name == "RESIZE_BILINEAR" and all(resize_flags(g, k)):
+            found.setdefault("RESIZE_BILINEAR_ALIGN_HALF_PIXEL", []).append(k)
+        elif _output_add_consumed(g, k, outputs, consumers, producers):
+            found.setdefault("OUTPUT_ADD_CONSUMED", []).append(k)
+        elif op.name == "DIV" and len(op.inputs) >= 2 and op.inputs[0] == op.inputs[1]:
             found.setdefault("DIV_SAME_INPUTS", []).append(k)
         elif op.name == "REDUCE_MAX" and len(op.inputs) >= 2 and all(
             g.tensors[i].buffer and g.const_value(i) is not None for i in op.inputs[:2]

@@ -14,6 +14,7 @@ from .forms import OFF_GRID, nearest_reads, rejected_forms, unproven_forms
 from .graph import Graph, read_graph
 
 MAX_GPU_RANK = 4
+RANK_RULE = "RANK_ABOVE_4"
 
 
 # ------------------------------------------------------------------------------------------------ checks
@@ -131,11 +132,12 @@ class StaticAudit:
         return Check("forms", not rules, {"rejected": rules, "nearest_resizes": reads, "unproven": unproven})
 
     def rank_check(self) -> Check:
-        return Check(
-            "rank",
-            not self.ops_above_4d,
-            {"max_rank": self.graph.max_rank(), "limit": MAX_GPU_RANK, "ops_above_limit": self.ops_above_4d},
-        )
+        """No tensor above rank 4; a failure names the rule (``RANK_ABOVE_4``) with its reason and source."""
+        data = {"max_rank": self.graph.max_rank(), "limit": MAX_GPU_RANK, "ops_above_limit": self.ops_above_4d}
+        if self.ops_above_4d:
+            rule = device_ops.FORM_REJECTIONS[RANK_RULE]
+            data["rule"] = {"name": RANK_RULE, "reason": rule.reason, "source": rule.source}
+        return Check("rank", not self.ops_above_4d, data)
 
     @property
     def gpu_clean(self) -> bool:
@@ -189,4 +191,4 @@ def static_audit(model: str | Path | bytes, allow_unproven: bool = False) -> Sta
     return StaticAudit(read_graph(model), allow_unproven)
 
 
-__all__ = ["MAX_GPU_RANK", "Check", "StaticAudit", "io_contract", "static_audit"]
+__all__ = ["MAX_GPU_RANK", "RANK_RULE", "Check", "StaticAudit", "io_contract", "static_audit"]

@@ -10,7 +10,7 @@ Every check runs on the model file the user ships; each is one entry of :attr:`A
   statically (every read goes through a mask that is zero off the grid) and dynamically (the file rewritten so that
   off-grid positions map to other pixels gives bit-identical output on the CPU: :mod:`nafnet_litert.litert.forms`).
   Forms no published phone graph contains (:data:`~.device_ops.FORMS` without evidence) are listed, not failed.
-* ``rank`` (static): no tensor above rank 4.
+* ``rank`` (static): no tensor above rank 4 (a failure names ``RANK_ABOVE_4`` with its source).
 * ``io`` (static): the image-to-image contract: one float32 input ``[1,C,H,W]`` (or ``[1,H,W,C]``), C = 1 or 3,
   and one float32 output of the same shape (a classifier or any other model fails here).
 * ``parity_cpu``: LiteRT CPU (XNNPACK) against the PyTorch reference on real photos.
@@ -22,6 +22,10 @@ Every check runs on the model file the user ships; each is one entry of :attr:`A
   reference: see :data:`GPU_FP16_THRESHOLDS` for the numbers and why.
 * ``fp16_headroom``: per-op fp16 headroom of the file's own tensors (:mod:`.headroom`), with the
   checkpoint's weights and with a stressed twin exported the same way.
+
+Without a reference the GPU passes are judged against the file's own CPU output. When ``gpu_fp16`` is resident and
+really fp16 but wrong, or an op overflows fp16 in ``fp16_headroom``, the check names the rule
+``FP16_REDUCTION_OVERFLOW`` (:data:`~nafnet_litert.litert.device_ops.NUMERIC_REJECTIONS`) with its source.
 
 The thresholds are module constants, so the CLI holds no pass/fail policy of its own.
 """
@@ -64,6 +68,8 @@ PARITY_THRESHOLDS = {
 #: 8-bit step), and 0.99997+ on blurred GoPro crops. So a pass whose every value is within half an 8-bit step of
 #: the reference (``max_abs``) passes whatever its residual corr: no 8-bit pixel can move by more than rounding.
 GPU_FP16_THRESHOLDS = {"corr": 0.999, "residual_corr": 0.999, "max_abs": 0.5 / 255}
+#: The rule named when the fp16 GPU pass is resident and really fp16 but wrong, or an op overflows fp16's range.
+FP16_RULE = "FP16_REDUCTION_OVERFLOW"
 
 
 # ------------------------------------------------------------------------------------------------ numbers
@@ -302,7 +308,8 @@ def _format_check(name: str, c: Check) -> list[str]:
         return [label + f"{d['contract']} -> {_verdict(c)}" + (f" ({c.error})" if c.error else "")]
     if name == "rank":
         extra = f" (above: {', '.join(f'{k} x{v}' for k, v in d['ops_above_limit'].items())})" if d["ops_above_limit"] else ""
-        return [label + f"max tensor rank {d['max_rank']} (limit {d['limit']}){extra} -> {_verdict(c)}"]
+        head = label + f"max tensor rank {d['max_rank']} (limit {d['limit']}){extra} -> {_verdict(c)}"
+        return [head, *_rule_line(pad, d)]
     if name == "fp16_headroom":
         out = []
         for key in ("weights", "stress"):
@@ -322,7 +329,7 @@ def _format_check(name: str, c: Check) -> list[str]:
         if d.get("note"):
             out.append(label + d["note"])
         out[-1] += f" -> {_verdict(c)}"
-        return out
+        return out + _rule_line(pad, d)
     if c.error and not d.get("images"):
         return [label + f"{c.error} -> {_verdict(c)}"]
     out = []
@@ -330,8 +337,9 @@ def _format_check(name: str, c: Check) -> list[str]:
         acc = ""
         if "fully_accelerated" in d:
             acc = f"; fully accelerated: {'yes' if d['fully_accelerated'] else 'NO'}"
-        text = f"{img['image']}: vs PyTorch {_fmt_metrics(img['vs_reference'])}"
-        if "vs_cpu" in img:
+        truth = d.get("truth", "PyTorch")
+        text = f"{img['image']}: vs {truth} {_fmt_metrics(img['vs_reference'])}"
+        if "vs_cpu" in img and truth == "PyTorch":
             text += f"; vs CPU max abs {img['vs_cpu']['max_abs']:.3g}"
         if "int8_twin" in img:
             t = img["int8_twin"]
@@ -347,7 +355,13 @@ def _format_check(name: str, c: Check) -> list[str]:
             out.append(label + d["hint"])
     if out:
         out[-1] += f" -> {_verdict(c)}"
-    return out
+    return out + _rule_line(pad, d)
+
+
+def _rule_line(pad: str, d: dict) -> list[str]:
+    """The rule a failing check names (``data["rule"]``): its name, reason and source, on one line."""
+    r = d.get("rule")
+    return [pad + f"{r['name']}: {r['reason']} ({r['source']})"] if r else []
 
 
 def _format_forms(label: str, pad: str, c: Check) -> list[str]:
@@ -507,10 +521,12 @@ def _gpu_checks(report, model_path, inputs, names, refs, cpu: Run, precision: st
     setup = ensure_vulkan_icd()
     truth = refs if refs is not None else cpu.outputs
     runs = {p: _run_backend(model_path, inputs, "gpu", threads, p) for p in ("fp32", "fp16")}
-    device = {"vulkan": setup.kind, "icd": setup.icd}
+    device = {"vulkan": setup.kind, "icd": setup.icd, "truth": "PyTorch" if refs is not None else "its CPU run"}
     # int8 weights: the quantization error is parity_cpu's business (against the int8 twin); both GPU passes judge
     # only the GPU's arithmetic, against the file's own CPU result (the same int8 weights); gpu_fp32 to fp32 parity
     against, judged = ("vs_cpu", "cpu") if precision == "int8" else ("vs_reference", "reference")
+    if refs is None:  # no --reference: the GPU passes are judged against the file's own CPU result
+        judged = "cpu"
     th = "fp32" if precision == "int8" else precision
     r32 = runs["fp32"]
     if r32.error:
@@ -548,7 +564,10 @@ def _gpu_checks(report, model_path, inputs, names, refs, cpu: Run, precision: st
     if exercised is False:
         data["hint"] = fp16_install_hint()
         error = "fp16 not exercised: the fp16 pass equals the fp32 pass (this Vulkan device has no shaderFloat16)"
-    ok = bool(r16.fully_accelerated) and bool(exercised) and all(gpu_fp16_passes(r[against]) for r in rows)
+    numbers_ok = all(gpu_fp16_passes(r[against]) for r in rows)
+    ok = bool(r16.fully_accelerated) and bool(exercised) and numbers_ok
+    if r16.fully_accelerated and exercised and not numbers_ok:  # resident, really fp16, wrong numbers
+        data["rule"] = fp16_rule()
     report.checks["gpu_fp16"] = Check("gpu_fp16", ok, data, error)
     report.first_outputs["gpu_fp16"] = r16.outputs[0]
 
@@ -560,14 +579,13 @@ def _headroom_check(report, model_path, reference, x: np.ndarray, stress: bool) 
     data: dict = {"weights": _headroom_summary(real), "stress": None}
     report.headroom["weights"] = real
     passed = real.passed
-    if stress:
+    if stress and reference is None:
+        data["note"] = "stress twin not measured: it needs --reference (the checkpoint the file was exported from)"
+    elif stress:
         import tempfile
 
         from .fp16 import stressed_export
 
-        if reference is None:
-            data["note"] = "stress twin not measured: it needs --reference (the checkpoint the file was exported from)"
-            return Check("fp16_headroom", passed, data)
         with tempfile.TemporaryDirectory(prefix="nafnet-litert-stress-") as tmp:
             twin = stressed_export(model_path, reference, tmp)
             if twin is None:
@@ -579,7 +597,17 @@ def _headroom_check(report, model_path, reference, x: np.ndarray, stress: bool) 
                 data["stress_peak"] = bottleneck
                 report.headroom["stress"] = sh
                 passed = passed and sh.passed
+    if any(h and h["overflow_count"] for h in (data["weights"], data["stress"])):
+        data["rule"] = fp16_rule()
     return Check("fp16_headroom", passed, data)
+
+
+def fp16_rule() -> dict:
+    """The rule an fp16 failure names (:data:`~nafnet_litert.litert.device_ops.NUMERIC_REJECTIONS`)."""
+    from ..litert.device_ops import NUMERIC_REJECTIONS
+
+    r = NUMERIC_REJECTIONS[FP16_RULE]
+    return {"name": FP16_RULE, "reason": r.reason, "source": r.source}
 
 
 def _headroom_summary(h) -> dict:
