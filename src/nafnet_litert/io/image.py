@@ -474,6 +474,14 @@ def photo_to_pil(photo: Photo) -> Image.Image:
     return im
 
 
+def centre_crop(a: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The centre ``height`` x ``width`` of an H x W [x C] array (a view; each side at most the array's own)."""
+    h, w = a.shape[:2]
+    ch, cw = min(height, h), min(width, w)
+    y, x = (h - ch) // 2, (w - cw) // 2
+    return a[y : y + ch, x : x + cw]
+
+
 def fit_to_size(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Centre crop float H x W x C to ``size`` (H, W); an image smaller than that is first enlarged (bicubic)."""
     h, w = img.shape[:2]
@@ -487,8 +495,7 @@ def fit_to_size(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         ]
         img = np.clip(np.stack(chans, axis=2), 0, 1)
         h, w = nh, nw
-    y, x = (h - th) // 2, (w - tw) // 2
-    return np.ascontiguousarray(img[y : y + th, x : x + tw])
+    return np.ascontiguousarray(centre_crop(img, th, tw))
 
 
 def pad_to_multiple(img: np.ndarray, multiple: int) -> np.ndarray:

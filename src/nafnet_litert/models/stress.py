@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..io.image import centre_crop
 from .reference import NAFNet
 
 #: Trained GoPro-w32's bottleneck stream: |x| ~ 175 and a channel LayerNorm sum sum_c (x - mu)^2 of ~15M over
@@ -111,10 +112,8 @@ def photo_crop(name: str, size: int = 256, multiple: int = 1) -> torch.Tensor:
     from PIL import Image
 
     img = np.asarray(Image.open(Path(skimage.__file__).parent / "data" / name).convert("RGB"), np.float32)
-    h, w = img.shape[:2]
-    s = min(size, h, w) // multiple * multiple
-    y, x = (h - s) // 2, (w - s) // 2
-    crop = img[y : y + s, x : x + s] / 255.0
+    s = min(size, *img.shape[:2]) // multiple * multiple
+    crop = centre_crop(img, s, s) / 255.0
     return torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)[None]))
 
 

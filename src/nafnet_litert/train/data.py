@@ -25,7 +25,7 @@ import torch
 from ..errors import NafnetLitertError
 from ..eval.dataset import find_pairs
 from ..facts import PHOTO_SUFFIXES
-from ..io.image import ImageError, from_float, read_photo, to_float
+from ..io.image import ImageError, centre_crop, from_float, read_photo, to_float
 from .blur import BlurSettings, blur_image
 
 #: (degraded, clean) folder names recognised as a pair
@@ -275,9 +275,7 @@ def synthetic_pairs(
     for i, img in enumerate(images):
         u8 = to_u8(img)
         if crop is not None:
-            h, w = u8.shape[:2]
-            ch, cw = min(crop, h), min(crop, w)
-            u8 = u8[(h - ch) // 2 : (h - ch) // 2 + ch, (w - cw) // 2 : (w - cw) // 2 + cw]
+            u8 = centre_crop(u8, crop, crop)
         sharp = _chw(u8)
         blurred, _ = blur_image(sharp, rng, settings)
         to_hwc = lambda t: np.round(t.permute(1, 2, 0).numpy() * 255).astype(np.uint8)  # noqa: E731

@@ -34,6 +34,7 @@ import torch
 
 from ..models.checkpoint import load_checkpoint, save_safetensors
 from ..io.files import atomic_path, check_writable, full_disk_as_enospc
+from ..io.image import centre_crop
 from ..errors import NafnetLitertError
 from ..metrics import psnr, to_uint8
 from ..models.config import PRESETS, NAFNetConfig
@@ -87,11 +88,7 @@ def psnr_u8(out: torch.Tensor, gt: torch.Tensor) -> float:
 
 
 def _centre(a: np.ndarray, crop: int | None) -> np.ndarray:
-    if crop is None:
-        return a
-    h, w = a.shape[:2]
-    ch, cw = min(crop, h), min(crop, w)
-    return a[(h - ch) // 2 : (h - ch) // 2 + ch, (w - cw) // 2 : (w - cw) // 2 + cw]
+    return a if crop is None else centre_crop(a, crop, crop)
 
 
 def _as_tensor(a: np.ndarray | torch.Tensor) -> torch.Tensor:
