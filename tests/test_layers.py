@@ -72,7 +72,7 @@ def test_cycle_finder_finds_a_planted_cycle():
 
 #: Bottom to top. ``errors``, ``facts`` and ``threads`` are the base; ``metrics`` (numpy image metrics) sits on ``io``.
 LAYERS = [
-    ("errors", "facts", "threads"),
+    ("errors", "facts", "jsonsafe", "threads"),
     ("io", "metrics"),
     ("models",),
     ("litert",),

@@ -45,8 +45,7 @@ def check_json_path(path: str | None) -> None:
 def write_json(path: str | None, result: dict) -> None:
     """``--json FILE``: the result, written atomically."""
     if path:
-        import json
-
         from ..io.files import atomic_write_text
+        from ..jsonsafe import dumps
 
-        atomic_write_text(path, json.dumps(result, indent=2) + "\n")
+        atomic_write_text(path, dumps(result))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import sys
 import time
@@ -21,6 +20,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..errors import NafnetLitertError
+from ..jsonsafe import dumps
 from ..io.files import atomic_write_all, atomic_write_text
 from ..io.image import read_photo, write_photo
 from .dataset import DatasetError, Pair
@@ -80,12 +80,12 @@ class EvalResult:
             "count": len(self.rows),
             "conventions": CONVENTIONS,
             "meta": self.meta,
-            "mean": _json_safe(self.mean),
-            "images": [_json_safe(r) for r in self.rows],
+            "mean": self.mean,
+            "images": self.rows,
         }
 
     def json_text(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+        return dumps(self.to_dict())
 
     def csv_text(self) -> str:
         buf = io.StringIO()
@@ -148,11 +148,6 @@ def _md_row(label: str, r: dict[str, Any]) -> str:
         _fmt(r["model_ssim"], ".4f"),
     ]
     return "| " + " | ".join(cells) + " |"
-
-
-def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
-    """JSON has no inf/nan: such values (PSNR of identical images) become null."""
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
 
 
 

@@ -9,7 +9,6 @@ check parity. With ``image=`` a user's own photo is used instead (no ground trut
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NafnetLitertError
+from ..jsonsafe import dumps
 
 ASSETS = Path(str(resources.files("nafnet_litert") / "assets"))
 DEMO_BLUR = ASSETS / "gopro_demo_blur.png"
@@ -55,15 +55,6 @@ class DemoResult:
         if q:
             lines.append(f"photo      {ATTRIBUTION}")
         return "\n".join(lines)
-
-
-def _finite(v):
-    """JSON has no inf/nan (PSNR of identical images): such values become null."""
-    if isinstance(v, dict):
-        return {k: _finite(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_finite(x) for x in v]
-    return None if isinstance(v, float) and not np.isfinite(v) else v
 
 
 def run_demo(
@@ -142,5 +133,5 @@ def run_demo(
         "quality": quality,
         "files": sorted(files) + [shipped.name, "summary.json"],
     }
-    atomic_write_text(out / "summary.json", json.dumps(_finite(summary), indent=2, allow_nan=False) + "\n")
+    atomic_write_text(out / "summary.json", dumps(summary))
     return DemoResult(out, summary)

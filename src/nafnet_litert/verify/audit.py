@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..jsonsafe import dumps
 from ..litert.static_audit import Check, io_contract, static_audit
 from ..metrics import psnr
 from ..litert.graph import read_graph
@@ -233,10 +234,8 @@ class AuditReport:
         }
 
     def to_json(self) -> str:
-        """Strict JSON (non-finite numbers as the strings "nan", "inf", "-inf")."""
-        import json
-
-        return json.dumps(_finite(self.to_dict()), indent=2)
+        """Strict JSON (non-finite numbers, such as the PSNR of identical outputs, as null)."""
+        return dumps(self.to_dict()).rstrip("\n")
 
     def format_text(self) -> str:
         s = self.static
@@ -251,21 +250,6 @@ class AuditReport:
             lines.extend(_format_check(name, c))
         lines.append(f"verdict       {'PASS' if self.passed else 'FAIL'}")
         return "\n".join(lines)
-
-
-def _finite(o):
-    """Strict JSON: non-finite floats become the strings "nan", "inf", "-inf"; numpy scalars become Python ones."""
-    import math
-
-    if isinstance(o, dict):
-        return {str(k): _finite(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_finite(v) for v in o]
-    if hasattr(o, "item") and not isinstance(o, (str, bytes)):
-        o = o.item()
-    if isinstance(o, float) and not math.isfinite(o):
-        return "nan" if math.isnan(o) else ("inf" if o > 0 else "-inf")
-    return o
 
 
 def _verdict(c: Check) -> str:
