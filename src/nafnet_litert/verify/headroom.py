@@ -202,11 +202,12 @@ def _short(name: str, width: int = 70) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Flatbuffer side: builtin options and constant buffers.
+# Flatbuffer side: builtin options.
 
 
 class _Flatbuffer:
-    """The parts of the flatbuffer :func:`~nafnet_litert.litert.graph.read_graph` does not keep."""
+    """The builtin options :func:`~nafnet_litert.litert.graph.read_graph` does not keep (constants are read by
+    :meth:`~nafnet_litert.litert.graph.Graph.const_value`)."""
 
     def __init__(self, buf: bytes) -> None:
         from ai_edge_litert import schema_py_generated as schema
@@ -224,25 +225,6 @@ class _Flatbuffer:
         opts = getattr(self.schema, cls_name)()
         opts.Init(table.Bytes, table.Pos)
         return opts
-
-    def constant(self, tensor_index: int, dtype_name: str) -> np.ndarray | None:
-        """The constant data of a tensor (float16 converted to float32), or None for a runtime tensor."""
-        t = self.subgraph.Tensors(tensor_index)
-        if not t.Buffer():
-            return None
-        b = self.model.Buffers(t.Buffer())
-        if b.DataLength():
-            data = b.DataAsNumpy().tobytes()
-        elif b.Offset() > 1:  # large models keep buffers after the flatbuffer
-            data = self.buf[b.Offset() : b.Offset() + b.Size()]
-        else:
-            return None
-        dtype = _FLOAT_TYPES.get(dtype_name, {"INT32": "<i4", "INT64": "<i8"}.get(dtype_name))
-        if dtype is None:
-            return None
-        shape = tuple(int(s) for s in t.ShapeAsNumpy()) if t.ShapeLength() else ()
-        arr = np.frombuffer(data, dtype=dtype).reshape(shape)
-        return arr.astype(np.float32) if arr.dtype == np.float16 else arr
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -461,7 +443,8 @@ def measure_headroom(model_path: str | Path, x_nchw: np.ndarray, threads: int = 
             p = producer.get(i)
             if p is not None and graph.ops[p].name == "DEQUANTIZE":
                 src = graph.ops[p].inputs[0]
-            const_cache[i] = fb.constant(src, graph.tensors[src].dtype)
+            v = graph.const_value(src)  # the package's one constant reader
+            const_cache[i] = v.astype(np.float32) if v is not None and v.dtype == np.float16 else v
         return const_cache[i]
 
     def get(i: int) -> np.ndarray | None:
