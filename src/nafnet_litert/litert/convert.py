@@ -24,7 +24,7 @@ from ..facts import LAYOUTS, PRECISIONS
 from ..models.checkpoint import Checkpoint, sha256_file
 from ..io.files import atomic_write_all, check_writable
 from ..errors import ExportError
-from ..models.deploy import DEFAULT_POOL_SCALE, to_deploy
+from ..models.deploy import DEFAULT_POOL_SCALE, DeployedNAFNet, to_deploy
 from .names import compact_tensor_names
 
 #: What ``int8`` means (ai-edge-quantizer, weight-only): every weight is dequantized to float32 before its op
@@ -238,7 +238,7 @@ def export(
         from ..models.deploy.lean import to_lean
 
         deploy = to_lean(deploy, native_ops=native_ops)
-    deploy_scales = getattr(deploy, "level_scales", [])
+    deploy_scales = deploy.level_scales if isinstance(deploy, DeployedNAFNet) else []  # straight: none
     buf = convert_to_tflite(deploy, size, precision, layout, ckpt.config.img_channel)
     seconds = time.perf_counter() - t0
     summary = static_audit(buf).summary()

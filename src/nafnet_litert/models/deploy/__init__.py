@@ -23,8 +23,27 @@ from .upsample import ZeroStuffUpsample
 
 __all__ = [
     "DEFAULT_POOL_SCALE", "DEFAULT_SCALE", "ScaledLayerNorm2d", "SeparableGlobalMean", "ZeroStuffUpsample",
-    "level_scales", "to_deploy",
+    "DeployedNAFNet", "level_scales", "to_deploy",
 ]  # fmt: skip
+
+
+class DeployedNAFNet(NAFNet):
+    """A NAFNet after :func:`to_deploy`: the same modules with the rewrites in place, plus the plan they follow,
+    as typed fields that :func:`~.lean.to_lean` and the exporter read (never looked up by name)."""
+
+    #: The LayerNorm statistics scale of each level (0 = full resolution .. the bottleneck).
+    level_scales: list[float]
+    #: The scale of the channel-attention pooling's means.
+    pool_scale: float
+
+    @classmethod
+    def copy_of(cls, model: NAFNet, level_scales: list[float], pool_scale: float) -> "DeployedNAFNet":
+        """A deep copy of ``model`` (its modules and weights) typed as a deployed network with this plan."""
+        deploy = copy.deepcopy(model).eval()
+        deploy.__class__ = cls  # same state, same forward: only the type and the plan fields are added
+        deploy.level_scales = list(level_scales)
+        deploy.pool_scale = float(pool_scale)
+        return deploy
 
 
 def level_scales(model: NAFNet, scale: float | Sequence[float] | str) -> list[float]:
@@ -50,15 +69,13 @@ def level_scales(model: NAFNet, scale: float | Sequence[float] | str) -> list[fl
 
 def to_deploy(
     model: NAFNet, scale: float | Sequence[float] | str = DEFAULT_SCALE, pool_scale: float = DEFAULT_POOL_SCALE
-) -> NAFNet:
+) -> DeployedNAFNet:
     """Return a deep copy of ``model`` with all three rewrites applied (the input model is left untouched).
 
     ``scale``: the LayerNorm statistics scale, per level (see :func:`level_scales`); ``pool_scale``: the scale of
-    the channel-attention pooling's means. The per-level scales are kept as ``deploy.level_scales``."""
+    the channel-attention pooling's means. Both are kept as the result's :class:`DeployedNAFNet` fields."""
     scales = level_scales(model, scale)
-    deploy = copy.deepcopy(model).eval()
-    deploy.level_scales = scales
-    deploy.pool_scale = float(pool_scale)
+    deploy = DeployedNAFNet.copy_of(model, scales, pool_scale)
     for level, block in block_levels(deploy):
         block.norm1 = ScaledLayerNorm2d.from_reference(block.norm1, scales[level])
         block.norm2 = ScaledLayerNorm2d.from_reference(block.norm2, scales[level])

@@ -39,6 +39,7 @@ from torch import nn
 
 from ..reference import NAFBlock, NAFNet
 from ..tlc import block_levels
+from . import DeployedNAFNet
 from .layernorm import ScaledLayerNorm2d
 from .native_ops import channel_halves, depth_to_space
 from .pooling import SeparableGlobalMean
@@ -181,12 +182,12 @@ def _pool_scale(pool: nn.Module) -> float:
     raise TypeError(f"to_lean expects a deployed NAFNet (run to_deploy first), found a {type(pool).__name__} pool")
 
 
-def to_lean(deploy: NAFNet, native_ops: bool = False) -> NAFNet:
+def to_lean(deploy: DeployedNAFNet, native_ops: bool = False) -> DeployedNAFNet:
     """A lean copy of a deployed network (see module docstring); ``deploy`` is left untouched. The per-level
     stream scales are the deployed network's LayerNorm scales (``deploy.level_scales``)."""
-    scales = getattr(deploy, "level_scales", None)
-    if scales is None:
-        raise TypeError("to_lean expects the output of to_deploy (it has no level_scales)")
+    if not isinstance(deploy, DeployedNAFNet):
+        raise TypeError(f"to_lean expects the output of to_deploy, got a {type(deploy).__name__}")
+    scales = deploy.level_scales
     lean = copy.deepcopy(deploy).eval()
     top = len(lean.encoders)
     with torch.no_grad():

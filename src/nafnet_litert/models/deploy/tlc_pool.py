@@ -163,7 +163,7 @@ class TLCBoxMean(nn.Module):
 
 def to_tlc_deploy(
     deploy_model: NAFNet, train_size: int | tuple[int, int] = TRAIN_SIZE, base_ratio: float = BASE_RATIO
-) -> NAFNet:
+) -> NAFNet:  # a DeployedNAFNet in, a DeployedNAFNet out (the deep copy keeps its type and plan)
     """A deep copy of a deployed model (the output of ``to_deploy``) with TLC pooling in every block.
 
     Each block's :class:`SeparableGlobalMean` becomes a :class:`TLCBoxMean` with its level's kernel and the same
