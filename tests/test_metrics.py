@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 from skimage import data as skdata
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from skimage.metrics import peak_signal_noise_ratio
 
 from nafnet_litert.errors import NafnetLitertError
 from nafnet_litert.eval import (
@@ -92,31 +92,36 @@ def test_metrics_reject_mismatched_or_float_inputs():
 # -- standard SSIM -------------------------------------------------------------------------------------
 
 
-def test_ssim_standard_equals_skimage(photos):
+def _ssim2d_valid(a: np.ndarray, b: np.ndarray) -> float:
+    """Independent float64 reference for the standard SSIM: for every window lying wholly inside the image
+    (11x11, Gaussian sigma 1.5 taps), the SSIM of its weighted statistics, averaged over windows and channels."""
+    x = np.arange(11) - 5.0
+    g = np.exp(-(x**2) / (2 * 1.5**2))
+    w = np.outer(g, g) / np.outer(g, g).sum()
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    a, b = (a[..., None], b[..., None]) if a.ndim == 2 else (a, b)
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    def stat(x):
+        return np.einsum("hwcij,ij->hwc", sliding_window_view(x, (11, 11), axis=(0, 1)), w)
+
+    mu_a, mu_b = stat(a), stat(b)
+    va, vb, cov = stat(a * a) - mu_a**2, stat(b * b) - mu_b**2, stat(a * b) - mu_a * mu_b
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    m = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (va + vb + c2))
+    return float(m.mean())
+
+
+def test_ssim_standard_is_the_windowed_ssim_most_papers_report(photos):
+    """scikit-image with the paper options, checked against explicit windows: the options are the right ones."""
     for sharp, blur in photos.values():
-        ours = ssim_standard(blur, sharp)
-        ref = structural_similarity(
-            blur,
-            sharp,
-            gaussian_weights=True,
-            sigma=1.5,
-            use_sample_covariance=False,
-            data_range=255,
-            channel_axis=-1,
-        )
-        assert ours == pytest.approx(ref, abs=1e-6)
-        assert 0.3 < ours < 0.999
-    # odd size, small image, single channel
-    sharp, blur = photos["chelsea"]
+        ours = ssim_standard(blur[:80, :96], sharp[:80, :96])
+        assert ours == pytest.approx(_ssim2d_valid(blur[:80, :96], sharp[:80, :96]), abs=1e-9)
+        assert 0.3 < ssim_standard(blur, sharp) < 0.999
+    sharp, blur = photos["chelsea"]  # odd size, small image, single channel
     s, b = sharp[13:40, 7:25], blur[13:40, 7:25]
-    ref = structural_similarity(
-        b, s, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255, channel_axis=-1
-    )
-    assert ssim_standard(b, s) == pytest.approx(ref, abs=1e-6)
-    ref1 = structural_similarity(
-        b[..., 1], s[..., 1], gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255
-    )
-    assert ssim_standard(b[..., 1], s[..., 1]) == pytest.approx(ref1, abs=1e-6)
+    assert ssim_standard(b, s) == pytest.approx(_ssim2d_valid(b, s), abs=1e-9)
+    assert ssim_standard(b[..., 1], s[..., 1]) == pytest.approx(_ssim2d_valid(b[..., 1], s[..., 1]), abs=1e-9)
 
 
 # -- BasicSR 3-D SSIM ----------------------------------------------------------------------------------

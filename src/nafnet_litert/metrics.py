@@ -33,8 +33,9 @@ Deliberate differences from the original code (both under 1e-4, but enough to fl
 * BasicSR picks the peak as ``1 if img1.max() <= 1 else 255`` (``img1`` = restored image), which only
   matters for an all-black (max 0 or 1) 8-bit output; here the peak is always 255 (``peak`` argument).
 
-Only numpy is needed (no scipy/cv2 at run time): the separable filters are written out as shifted sums,
-and the replicate-padded filter along the 3-long channel axis as a 3x3 matrix.
+The filters are the field's libraries: SciPy's ``correlate1d`` with ``mode="nearest"`` (edge replication) for
+the 3-D SSIM, scikit-image's ``structural_similarity`` for the standard one (both arrive with scikit-image, a
+dependency already); the tests check them against direct sums and a torch Conv3d.
 """
 
 from __future__ import annotations
@@ -94,52 +95,6 @@ def gaussian_kernel(size: int = _WIN, sigma: float = _SIGMA) -> np.ndarray:
     return g / g.sum()
 
 
-def _filter_axis(x: np.ndarray, taps: np.ndarray, axis: int, mode: str) -> np.ndarray:
-    """Correlate ``x`` with symmetric 1-D ``taps`` along ``axis``.  ``mode='edge'``: pad by the radius
-    with edge replication first (output keeps the shape, like Conv3d padding_mode='replicate');
-    ``'valid'``: no padding (output shrinks by ``len(taps) - 1``)."""
-    k = len(taps)
-    r = k // 2
-    if k % 2 != 1 or not np.array_equal(taps, taps[::-1]):
-        raise ValueError("taps must be odd-length and symmetric")
-    if mode == "edge":
-        if x.shape[axis] <= k:
-            # short axis (the 3 colour channels): padding + filter is a small linear map, out = M @ x
-            return np.moveaxis(np.tensordot(_edge_matrix(x.shape[axis], taps), x, axes=([1], [axis])), 0, axis)
-        pad = [(0, 0)] * x.ndim
-        pad[axis] = (r, r)
-        x = np.pad(x, pad, mode="edge")
-    elif mode != "valid":
-        raise ValueError(mode)
-    n = x.shape[axis] - k + 1
-    if n < 1:
-        raise ValueError(f"axis {axis} of length {x.shape[axis]} is shorter than the {k}-tap window")
-    idx = [slice(None)] * x.ndim
-
-    def shifted(j: int) -> np.ndarray:
-        idx[axis] = slice(j, j + n)
-        return x[tuple(idx)]
-
-    out = shifted(r) * taps[r]
-    tmp = np.empty_like(out)
-    for j in range(r):  # fold the mirror taps: t_j * (x_j + x_{k-1-j})
-        np.add(shifted(j), shifted(k - 1 - j), out=tmp)
-        tmp *= taps[j]
-        out += tmp
-    return out
-
-
-def _edge_matrix(length: int, taps: np.ndarray) -> np.ndarray:
-    """M such that (M @ v)[i] = sum_j taps[j] * v[clip(i + j - r, 0, length - 1)]: edge-replicate
-    padding followed by the filter, for a 1-D signal of ``length`` samples."""
-    r = len(taps) // 2
-    m = np.zeros((length, length))
-    for i in range(length):
-        for j, t in enumerate(taps):
-            m[i, min(max(i + j - r, 0), length - 1)] += t
-    return m
-
-
 def _ssim_map(a: np.ndarray, b: np.ndarray, filt, peak: float) -> np.ndarray:
     c1 = (_K1 * peak) ** 2
     c2 = (_K2 * peak) ** 2
@@ -158,11 +113,13 @@ def ssim_basicsr3d(a_u8: np.ndarray, b_u8: np.ndarray, peak: float = 255.0) -> f
     a, b = _check_pair(a_u8, b_u8)
     if a.ndim != 3:
         raise ValueError(f"ssim_basicsr3d expects H x W x C images, got shape {a.shape}")
+    from scipy.ndimage import correlate1d
+
     g = gaussian_kernel()
 
     def filt(x: np.ndarray) -> np.ndarray:
-        for axis in range(3):
-            x = _filter_axis(x, g, axis, "edge")
+        for axis in range(3):  # separable; "nearest" is Conv3d's replicate padding, the channel axis included
+            x = correlate1d(x, g, axis=axis, mode="nearest")
         return x
 
     return float(_ssim_map(a, b, filt, peak).mean())
@@ -171,22 +128,17 @@ def ssim_basicsr3d(a_u8: np.ndarray, b_u8: np.ndarray, peak: float = 255.0) -> f
 def ssim_standard(a_u8: np.ndarray, b_u8: np.ndarray, peak: float = 255.0) -> float:
     """Per-channel Gaussian SSIM (11x11, sigma 1.5, population covariance), averaged over channels.
 
-    Equals skimage's ``structural_similarity(..., gaussian_weights=True, sigma=1.5,
-    use_sample_covariance=False, data_range=255, channel_axis=-1)``: skimage filters with
-    ``gaussian(mode='reflect', truncate=3.5)`` (radius 5) and then drops a 5-pixel border before
-    averaging, so every retained value comes from a window lying wholly inside the image; the padding
-    never contributes and a 'valid' filter gives the same numbers.  A 2-D image is one channel."""
+    scikit-image's ``structural_similarity(..., gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+    data_range=255, channel_axis=-1)``: it drops a 5-pixel border before averaging, so every retained value
+    comes from a window lying wholly inside the image.  A 2-D image is one channel."""
+    from skimage.metrics import structural_similarity
+
     a, b = _check_pair(a_u8, b_u8)
-    if a.ndim == 2:
-        a, b = a[:, :, None], b[:, :, None]
-    if a.ndim != 3:
+    if a.ndim not in (2, 3):
         raise ValueError(f"ssim_standard expects H x W [x C] images, got shape {a.shape}")
     if min(a.shape[:2]) < _WIN:
         raise ValueError(f"ssim_standard needs images of at least {_WIN}x{_WIN}, got {a.shape[:2]}")
-    g = gaussian_kernel()
-
-    def filt(x: np.ndarray) -> np.ndarray:
-        return _filter_axis(_filter_axis(x, g, 0, "valid"), g, 1, "valid")
-
-    per_channel = _ssim_map(a, b, filt, peak).mean(axis=(0, 1))
-    return float(per_channel.mean())
+    return float(structural_similarity(
+        a, b, gaussian_weights=True, sigma=_SIGMA, use_sample_covariance=False, data_range=peak,
+        channel_axis=-1 if a.ndim == 3 else None,
+    ))  # fmt: skip
