@@ -212,6 +212,7 @@ def test_saved_safetensors_loads_with_its_config(tmp_path):
         (dict(crop=30), "multiple of 4"),
         (dict(steps=0), "positive"),
         (dict(out="model.pt"), ".safetensors"),
+        (dict(stepz=5), "unknown training option"),  # a misspelt option never passes silently
     ],
 )
 def test_bad_options_are_one_line_errors(tmp_path, kwargs, message):

@@ -2,7 +2,7 @@
 
 from .blur import BlurSettings, apply_kernel, blur_image, camera_shake_kernel, linear_kernel, random_kernel
 from .data import DataError, Pair, TrainingData, bundled_sharp_images, load_pairs, load_sharp_folders
-from .trainer import TRAIN_CONFIGS, TrainError, TrainResult, evaluate, psnr_loss, train, train_main
+from .trainer import TRAIN_CONFIGS, TrainError, TrainOptions, TrainResult, evaluate, psnr_loss, train, train_main
 
 __all__ = [
     "TRAIN_CONFIGS",
@@ -24,4 +24,5 @@ __all__ = [
     "random_kernel",
     "train",
     "train_main",
+    "TrainOptions",
 ]

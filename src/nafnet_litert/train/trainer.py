@@ -376,12 +376,46 @@ def resolve_config(name: str) -> NAFNetConfig:
     raise TrainError(f"unknown config {name!r} (choose from {', '.join([*TRAIN_CONFIGS, *PRESETS])})")
 
 
-_DEFAULTS = dict(
-    data=None, synthetic_blur=None, config="small", steps=None, out=None, seed=0, batch_size=8, crop=128,
-    lr=1e-3, threads=None, val=None, val_every=1000, val_crop=256, real_fraction=0.5, save_every=500,
-    resume=True, init=None, identity_init=True, compiled=False, stop_after=None, weight_decay=0.0, grad_clip=0.01,
-    progress=True, log=None,
-)  # fmt: skip
+@dataclass
+class TrainOptions:
+    """Everything ``train_main`` takes, with its defaults (``None`` for a field given as None: the default)."""
+
+    data: Sequence[str] | str | None = None
+    synthetic_blur: Sequence[str] | str | None = None
+    config: str = "small"
+    steps: int | None = None
+    out: str | Path | None = None
+    seed: int = 0
+    batch_size: int = 8
+    crop: int = 128
+    lr: float = 1e-3
+    threads: int | None = None
+    val: str | None = None
+    val_every: int = 1000
+    val_crop: int = 256
+    real_fraction: float = 0.5
+    save_every: int = 500
+    resume: bool = True
+    init: str | None = None
+    identity_init: bool = True
+    compiled: bool = False
+    stop_after: int | None = None
+    weight_decay: float = 0.0
+    grad_clip: float = 0.01
+    progress: bool = True
+    log: Callable[[str], None] | None = None
+
+    @classmethod
+    def from_options(cls, options: Mapping, strict: bool = True) -> "TrainOptions":
+        """From a mapping; an unknown key is a one-line error when ``strict`` (a misspelt option never passes
+        silently), skipped otherwise (a whole CLI namespace holds the CLI's own keys too)."""
+        import dataclasses
+
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - names)
+        if strict and unknown:
+            raise TrainError(f"unknown training option(s) {', '.join(unknown)} (known: {', '.join(sorted(names))})")
+        return cls(**{k: v for k, v in options.items() if k in names and v is not None})
 
 
 def train_main(args: Namespace | Mapping | None = None, /, **kwargs) -> TrainResult:
@@ -392,12 +426,13 @@ def train_main(args: Namespace | Mapping | None = None, /, **kwargs) -> TrainRes
     (``.safetensors``), ``seed``, ``batch_size``, ``crop``, ``lr``, ``threads``, ``val`` (a paired folder),
     ``val_every``; optional ``val_crop``, ``real_fraction``, ``save_every``, ``resume``, ``init`` (a checkpoint
     to fine-tune), ``identity_init``, ``compiled``, ``stop_after``, ``weight_decay``, ``grad_clip``, ``progress``,
-    ``log`` (a callable taking a line; default: stderr). ``None`` values take the defaults.
-    Unknown options are ignored, so a whole CLI namespace can be passed.
+    ``log`` (a callable taking a line; default: stderr): the fields of :class:`TrainOptions`. ``None`` values
+    take the defaults. An unknown option is a one-line error, except in an argparse Namespace (the CLI's whole
+    namespace, which holds its own keys too).
     """
-    opts = dict(vars(args) if isinstance(args, Namespace) else (args or {}))
-    opts.update(kwargs)
-    o = {k: (opts[k] if opts.get(k) is not None else v) for k, v in _DEFAULTS.items()}
+    cli = isinstance(args, Namespace)
+    base = TrainOptions.from_options(vars(args) if cli else dict(args or {}), strict=not cli)
+    o = {**vars(base), **{k: v for k, v in vars(TrainOptions.from_options(kwargs)).items() if k in kwargs}}
     log = o["log"] or _stderr_log
     if not o["out"]:
         raise TrainError("an output path (.safetensors) is required")
