@@ -183,3 +183,18 @@ def test_restorer_export_cache_is_keyed_by_versions_and_temp_models_are_cleaned(
     assert any(folder.glob("*.tflite")) and exports[1].parent == folder
     restorer.close()
     assert not folder.exists()
+
+
+def test_every_public_name_resolves_and_errors_share_one_base():
+    """``__all__`` names exist; every error class is in nafnet_litert.errors and is a NafnetLitertError."""
+    import inspect
+
+    from nafnet_litert import errors
+
+    assert [n for n in nl.__all__ if not hasattr(nl, n)] == []
+    classes = {n: getattr(nl, n) for n in nl.__all__ if inspect.isclass(getattr(nl, n))}
+    raised = [c for c in classes.values() if issubclass(c, Exception)]
+    assert len(raised) >= 13 and all(issubclass(c, errors.NafnetLitertError) for c in raised)
+    assert all(c.__module__ == "nafnet_litert.errors" for c in raised)
+    defined = [n for n, c in vars(errors).items() if inspect.isclass(c) and issubclass(c, Exception)]
+    assert sorted(defined) == sorted(c.__name__ for c in raised)  # every error is exported

@@ -60,7 +60,27 @@ def deblur(src, dst, *, model="default", **options):
     return _deblur(src, dst, model=model, **options)
 
 
+#: Result types, by the module that makes them (imported on first use, like everything heavy here).
+_RESULTS = {
+    "RunStats": "restore.batch", "ExportResult": "litert.convert", "AuditReport": "verify.audit",
+    "EvalResult": "eval.evaluate", "TrainResult": "train.trainer", "TrainOptions": "train.trainer",
+}  # fmt: skip
+#: Every error the package raises (all in :mod:`nafnet_litert.errors`; ``NafnetLitertError`` is their base).
+_ERRORS = (
+    "NafnetLitertError", "CheckpointError", "ExportError", "ModelFileError", "AuditFailed", "GpuUnavailable",
+    "ProfileError", "DataError", "TrainError", "DatasetError", "EvalError", "ImageError", "OutputError",
+)  # fmt: skip
+
+
 def __getattr__(name: str):
+    if name in _ERRORS:
+        from . import errors
+
+        return getattr(errors, name)
+    if name in _RESULTS:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_RESULTS[name]}", __name__), name)
     if name in ("Restorer", "RestoreOptions"):
         from .restore import restorer
 
@@ -72,8 +92,10 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - grouped: version, classes, results, errors, functions
     "__version__",
+    *_RESULTS,
+    *_ERRORS,
     "Photo",
     "RestoreOptions",
     "Restorer",

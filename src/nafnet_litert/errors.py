@@ -27,6 +27,38 @@ class AuditFailed(NafnetLitertError):
     exit_code = 1
 
 
+class GpuUnavailable(NafnetLitertError):
+    """No Vulkan adapter for LiteRT's GPU accelerator."""
+
+
+class ProfileError(NafnetLitertError):
+    """The per-op profiler cannot run on this model or machine."""
+
+
+class DataError(NafnetLitertError):
+    """Training or validation data is missing, empty or inconsistent."""
+
+
+class TrainError(NafnetLitertError):
+    """Training cannot start or continue as asked (bad option, incompatible state file, diverged)."""
+
+
+class DatasetError(NafnetLitertError):
+    """The evaluation folder has no usable (blurred, sharp) pairs, or a blurred image lacks its partner."""
+
+
+class EvalError(NafnetLitertError):
+    """The restore callable returned something that cannot be scored against the target."""
+
+
+class ImageError(NafnetLitertError):
+    """An input image is missing or unreadable, or an output format is not supported."""
+
+
+class OutputError(NafnetLitertError):
+    """An output cannot be written where it was asked for."""
+
+
 def describe(e: BaseException) -> str:
     """One line for any exception: the package's own message; "disk full" for ENOSPC (with the file when known);
     an OSError's reason and file; otherwise the exception's type and first line. Never a traceback."""

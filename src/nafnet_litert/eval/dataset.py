@@ -16,14 +16,10 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from ..errors import NafnetLitertError
+from ..errors import DatasetError
 from ..facts import PHOTO_SUFFIXES
 
 FOLDER_PAIRS = {"blur": "sharp", "input": "target"}
-
-
-class DatasetError(NafnetLitertError):
-    """The evaluation folder has no usable (blurred, sharp) pairs, or a blurred image lacks its partner."""
 
 
 class Pair(NamedTuple):

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from ..errors import NafnetLitertError
+from ..errors import EvalError
 from ..jsonsafe import dumps
 from ..io.files import atomic_write_all, atomic_write_text
 from ..io.image import read_photo, write_photo
@@ -51,10 +51,6 @@ CONVENTIONS = {
     "(= skimage structural_similarity gaussian_weights=True, use_sample_covariance=False)",
     "seconds": "wall time of the restore call per image",
 }
-
-
-class EvalError(NafnetLitertError):
-    """The restore callable returned something that cannot be scored against the target."""
 
 
 @dataclass

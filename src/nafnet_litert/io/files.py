@@ -17,11 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import NafnetLitertError
-
-
-class OutputError(NafnetLitertError):
-    """An output cannot be written where it was asked for."""
+from ..errors import OutputError
 
 
 def current_umask() -> int:

@@ -23,17 +23,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import NafnetLitertError
+from ..errors import ImageError
 from ..facts import DEFAULT_MAX_PIXELS, PHOTO_SUFFIXES
 from .files import atomic_path
 
 _ORIENTATION = 0x0112
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 _PEAK = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
-
-
-class ImageError(NafnetLitertError):
-    """An input image is missing or unreadable, or an output format is not supported."""
 
 
 def to_float(a: np.ndarray) -> np.ndarray:

@@ -22,17 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import NafnetLitertError
+from ..errors import ProfileError
 from .graph import read_graph
 
 _OPERATOR_INVOKE = 1 << 1  # a TFLite kernel; event_metadata1 = graph node index
 _DELEGATE_PROFILED_OPERATOR = 1 << 3  # an XNNPACK operator; event_metadata1 = its index in the partition
 _CPU = 1  # kLiteRtHwAcceleratorCpu
 _FLOAT32 = 1  # kLiteRtElementTypeFloat32
-
-
-class ProfileError(NafnetLitertError):
-    pass
 
 
 class _Layout(C.Structure):

@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import NafnetLitertError
+from ..errors import GpuUnavailable
 
 #: Where Debian's chromium package puts SwiftShader's Vulkan ICD.
 SWIFTSHADER_ICDS = (
@@ -54,10 +54,6 @@ GPU_DEVICE_GLOBS = (("/dev/dri", "renderD*"), ("/dev", "nvidia0"))
 _LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/lib")
 
 KINDS = ("env", "system-gpu", "lavapipe", "swiftshader")
-
-
-class GpuUnavailable(NafnetLitertError):
-    """No Vulkan adapter for LiteRT's GPU accelerator."""
 
 
 @dataclass(frozen=True)

@@ -22,17 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import NafnetLitertError
+from ..errors import DataError
 from ..eval.dataset import find_pairs
 from ..facts import PHOTO_SUFFIXES
 from ..io.image import ImageError, centre_crop, from_float, read_photo, to_float
 from .blur import BlurSettings, blur_image
 
 #: (degraded, clean) folder names recognised as a pair
-
-
-class DataError(NafnetLitertError):
-    """Training or validation data is missing, empty or inconsistent."""
 
 
 @dataclass

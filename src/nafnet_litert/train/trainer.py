@@ -35,7 +35,7 @@ import torch
 from ..models.checkpoint import load_checkpoint, save_safetensors
 from ..io.files import atomic_path, check_writable, full_disk_as_enospc
 from ..io.image import centre_crop
-from ..errors import NafnetLitertError
+from ..errors import TrainError
 from ..metrics import psnr, to_uint8
 from ..models.config import PRESETS, NAFNetConfig
 from ..models.reference import NAFNet
@@ -48,10 +48,6 @@ TRAIN_CONFIGS: dict[str, NAFNetConfig] = {
 }
 
 STATE_FORMAT = "nafnet_litert.train_state/1"
-
-
-class TrainError(NafnetLitertError):
-    """Training cannot start or continue as asked (bad option, incompatible state file, diverged)."""
 
 
 @dataclass
