@@ -103,6 +103,17 @@ def _on_sigterm(signum, frame):  # pragma: no cover - exercised in a subprocess
     raise Terminated()
 
 
+def _import_torch_before_the_redirect() -> None:
+    """Every subcommand runs PyTorch. Imported here, before :func:`native_logs_to_file`, its Python log handler
+    binds to the stream that then goes to the private log file: library notices that torch and the libraries on it
+    log on successful runs (torchao's "register_constant() on Enum subclasses is deprecated") stay out of the
+    user's terminal. ``--version`` and ``--help`` never get here (argparse exits first) and stay fast."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:  # pragma: no cover - the package requires torch
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     import signal
     import warnings
@@ -110,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not os.environ.get("NAFNET_LITERT_VERBOSE"):
+        _import_torch_before_the_redirect()
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     else:  # pragma: no cover

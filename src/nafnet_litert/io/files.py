@@ -134,9 +134,8 @@ def atomic_write_all(files: dict[Path, bytes]) -> None:
     """Write every file through its own temporary, and replace them only once all are written: a full disk while
     writing the last one leaves every previous file as it was (a model and its sidecar stay a pair)."""
     with contextlib.ExitStack() as stack:
-        written = [(stack.enter_context(atomic_path(path)), data) for path, data in files.items()]
-        for tmp, data in written:
-            tmp.write_bytes(data)
+        for path, data in files.items():  # each written as soon as its temporary exists: a full disk names it
+            stack.enter_context(atomic_path(path)).write_bytes(data)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
