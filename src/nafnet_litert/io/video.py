@@ -357,21 +357,27 @@ def deblur_video(deb, src: Path, dst: Path, progress: bool = True) -> int:
     frames, info = read_video(src)
     expected = info.expected_frames
     bar = tqdm(frames, total=expected or None, unit="frame", disable=not progress, desc=src.name, leave=False)
-    seen = [0]
+    last: list[int | None] = [None]
 
     def restored():
         for image, pts in bar:
-            seen[0] += 1
+            last[0] = pts if pts is not None else last[0]
             yield deb.restore(image), pts  # uint8 in, uint8 out
-        check_complete(src, seen[0], expected)
+        check_complete(src, info, last[0])
 
     return write_video(src, dst, info, restored())
 
 
-def check_complete(src: Path, decoded: int, expected: int) -> None:
-    """A video whose header promises more frames than decode is cut short or damaged: one line, nothing written."""
-    if expected and decoded < 0.9 * expected:
+def check_complete(src: Path, info: VideoInfo, last_pts: int | None) -> None:
+    """A video whose frames stop well before the length its header states is cut short or damaged: one line,
+    nothing written. Judged by time, not by frame counts: a VFR clip, or an AVI whose header counts the
+    placeholder frames of its gaps, decodes to fewer frames than its rate times its length, and is whole."""
+    if not info.duration or last_pts is None or not info.rate:
+        return
+    end = float(last_pts * info.time_base)
+    slack = max(2 / float(info.rate), 0.1 * info.duration)  # the last frame's own length, and rounding
+    if end + slack < info.duration:
         raise NafnetLitertError(
-            f"{src.name}: damaged video: only {decoded} of about {expected} frames decode (cut short?); "
+            f"{src.name}: damaged video: its frames stop at {end:.2f} s of {info.duration:.2f} s (cut short?); "
             "nothing was written"
         )

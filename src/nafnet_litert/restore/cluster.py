@@ -290,7 +290,7 @@ def deblur_video_on_ray(
     info = probe(src)
     times = frame_times(src)  # every frame's timestamp, in order: the frames keep them, as on one machine
     n = len(times)
-    check_complete(src, n, info.expected_frames)
+    check_complete(src, info, next((t for t in reversed(times) if t is not None), None))
     model_ref, options = shipped or _ship(restorer)
     chunk = max(1, -(-n // (4 * workers)))  # about four ranges per worker: balance without much re-decoding
     ranges = [(start, min(n, start + chunk)) for start in range(0, n, chunk)]
