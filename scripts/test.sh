@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh --test
+python3 -m ruff check src tests scripts
 python3 -m pytest -v --durations=15 "$@"
