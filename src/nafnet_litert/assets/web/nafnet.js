@@ -79,11 +79,10 @@ export function toByte(value) {
   return v;
 }
 
+/** Whether a WebGPU adapter is the browser's fallback (software) one: GPUAdapterInfo.isFallbackAdapter, or the
+ *  older GPUAdapter.isFallbackAdapter. */
 function isFallbackAdapter(adapter) {
-  const info = adapter.info || {};
-  if (info.isFallbackAdapter === true || adapter.isFallbackAdapter === true) return true;
-  // software rasterizers that some browsers do not flag as fallback adapters
-  return /swiftshader|llvmpipe|lavapipe|software/i.test(`${info.vendor} ${info.architecture} ${info.description}`);
+  return (adapter.info && adapter.info.isFallbackAdapter === true) || adapter.isFallbackAdapter === true;
 }
 
 /** Which backend `auto` means in this browser, and why: {backend: 'webgpu' | 'wasm', reason}. A fallback
