@@ -9,11 +9,12 @@ and the machine.
 Without --site it writes one with `nafnet-litert web` (bundled model, 256 px tiles) into a temporary folder. The
 photos are the bundled GoPro crop scaled up to 4:3 (4000x3000, 8000x6000), saved as JPEG (quality 92, 4:4:4).
 
-Figures, per renderer process (the page's, found through Chromium's SystemInfo.getProcessInfo):
-- "peak" is the kernel's high-water mark of its resident memory (VmHWM), so no short peak is missed; it includes
-  about 100 MB of Chromium's own code and data files that every renderer maps (RssFile);
-- "private peak" is the largest RssAnon + RssShmem seen while sampling every 0.1 s (the memory the page itself
-  allocated);
+Figures, per renderer process (the page's, found through Chromium's SystemInfo.getProcessInfo), sampled every
+50 ms from /proc (Chromium resets the kernel's high-water mark, VmHWM, from time to time, so it is only a lower
+bound; the larger of the two is reported):
+- "peak" is the largest resident memory (VmRSS); it includes about 115 MB of Chromium's own code and data files
+  that every renderer maps (RssFile);
+- "private" is the largest RssAnon + RssShmem, the memory the page itself allocated;
 - "ready" is the resident memory once the model is loaded, before any photo.
 """
 
@@ -51,20 +52,21 @@ def _status_mb(pid: int) -> dict[str, float]:
 
 
 class Sampler:
-    """Samples a process's private resident memory (RssAnon + RssShmem) every 0.1 s in a thread; .peak is the
-    largest value seen since the last reset()."""
+    """Samples a process's resident memory every 50 ms in a thread: .rss (VmRSS, or VmHWM when larger) and .private
+    (RssAnon + RssShmem) are the largest values seen since the last reset()."""
 
     def __init__(self, pid: int) -> None:
-        self.pid, self.peak, self._stop = pid, 0.0, threading.Event()
+        self.pid, self.rss, self.private, self._stop = pid, 0.0, 0.0, threading.Event()
         threading.Thread(target=self._loop, daemon=True).start()
 
     def _loop(self) -> None:
-        while not self._stop.wait(0.1):
+        while not self._stop.wait(0.05):
             s = _status_mb(self.pid)
-            self.peak = max(self.peak, s.get("RssAnon", 0) + s.get("RssShmem", 0))
+            self.rss = max(self.rss, s.get("VmRSS", 0), s.get("VmHWM", 0))
+            self.private = max(self.private, s.get("RssAnon", 0) + s.get("RssShmem", 0))
 
     def reset(self) -> None:
-        self.peak = 0.0
+        self.rss = self.private = 0.0
 
     def stop(self) -> None:
         self._stop.set()
@@ -106,18 +108,21 @@ def measure(browser, url: str, jpg: Path, second_run: bool, download_to: Path | 
     result, wall, frames = _deblur(page, jpg)
     row = {"status": result["status"], "backend": result.get("backend"), "threads": result.get("threads"),
            "s": result.get("ms", 0) / 1000, "wall_s": wall, "tiles": result.get("tiles"), "frames": frames,
-           "ready_mb": ready["VmRSS"], "peak_mb": _status_mb(pid)["VmHWM"], "private_peak_mb": sampler.peak}  # fmt: skip
+           "ready_mb": ready["VmRSS"], "peak_mb": max(sampler.rss, _status_mb(pid)["VmHWM"]),
+           "private_peak_mb": sampler.private}  # fmt: skip
     if second_run and row["status"] == "done":
         sampler.reset()
         result2, wall2, _ = _deblur(page, jpg)
         row.update(second_status=result2["status"], second_s=result2.get("ms", 0) / 1000,
-                   second_peak_mb=_status_mb(pid)["VmHWM"], second_private_peak_mb=sampler.peak)  # fmt: skip
+                   second_peak_mb=max(sampler.rss, _status_mb(pid)["VmHWM"]),
+                   second_private_peak_mb=sampler.private)  # fmt: skip
     if download_to is not None and row["status"] == "done":
         sampler.reset()
         with page.expect_download(timeout=600_000) as download:
             page.click("#download")
         download.value.save_as(download_to)
-        row.update(download_peak_mb=_status_mb(pid)["VmHWM"], download_private_peak_mb=sampler.peak)
+        row.update(download_peak_mb=max(sampler.rss, _status_mb(pid)["VmHWM"]),
+                   download_private_peak_mb=sampler.private)
     sampler.stop()
     row["errors"] = errors
     page.close()

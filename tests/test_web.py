@@ -152,19 +152,31 @@ def _close(out: np.ndarray, ref: np.ndarray) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------- results
-def test_wasm_page_matches_the_python_restorer(browser, served, site, tmp_path):
+@pytest.mark.parametrize("store", ["file", "memory"])
+def test_wasm_page_matches_the_python_restorer(browser, served, site, tmp_path, store):
     """WASM (threads: the server makes the page cross-origin isolated) deblurs the 320x200 GoPro crop in 128 px
     tiles and gives the Python LiteRT restorer's pixels on the same fp32 tile model within 1/255 (the PNG from the
-    Download button); no data URL is left in the page."""
+    Download button), with the photo and result kept in a file of the browser's private storage or in memory; no
+    data URL is left in the page, and a new photo deletes the kept file."""
     photo, a = _gopro(tmp_path)
     shutil.copy(photo, site / photo.name)
-    with page_at(browser, f"{served}/index.html?accelerator=wasm&image={photo.name}") as (page, errors):
+    url = f"{served}/index.html?accelerator=wasm&image={photo.name}&store={store}"
+    files = ("(async () => { const names = []; try { const d = await (await navigator.storage.getDirectory())"
+             ".getDirectoryHandle('nafnet-deblur'); for await (const n of d.keys()) names.push(n); } catch {} "
+             "return names; })()")  # fmt: skip
+    with page_at(browser, url) as (page, errors):
         status, result = wait_status(page)
         ready = ready_info(page)
         out = download(page, tmp_path)
         data_urls = page.evaluate("[...document.querySelectorAll('[src],[href]')].map((e) => e.src || e.href)"
                                   ".filter((u) => u.startsWith('data:image'))")  # fmt: skip
+        kept = page.evaluate(files)
+        choose(page, photo)
+        assert wait_status(page)[0] == "done"
+        kept_after = page.evaluate(files)
     assert status == "done" and errors == [], (result, errors)
+    assert result["stored"] == store and len(kept) == (store == "file") and len(kept_after) == len(kept)
+    assert set(kept).isdisjoint(kept_after)  # the first photo's file was deleted
     assert ready["isolated"] is True and ready["threads"] == min(4, os.cpu_count()) and ready["tile"] == 128
     assert ready["runtime"] == "threaded" and result["threads"] == ready["threads"]
     assert result["backend"] == "wasm" and (result["width"], result["height"]) == (320, 200) and result["tiles"] == 6

@@ -4,17 +4,19 @@
 //
 // Messages in:  {type: 'load', modelUrl, backend, threads, overlap, gpuPrecision, litertBase, wasmDir, nafnetUrl}
 //               {type: 'run', id, source: ImageData | ImageBitmap, rows: bool, keep: bool,
-//                preview: {width, height} | null}
-//               {type: 'cancel', id}
+//                preview: {width, height} | null, store: 'file' | 'memory' | undefined}
+//               {type: 'cancel', id}   {type: 'close'}
 // Messages out: {type: 'loaded', info} | {type: 'error', id?, message}
 //               {type: 'size', id, width, height}, {type: 'progress', id, done, total},
 //               {type: 'rows' | 'preview', id, y, rows, data: ArrayBuffer (RGBA, transferred)},
-//               {type: 'done', id, tiles, result: ImageBitmap (with keep)} | {type: 'cancelled', id}
+//               {type: 'done', id, tiles, result: {file: name} | {bitmap} (with keep)} | {type: 'cancelled', id}
+//               {type: 'closed'}
 //
-// Memory: one full-size canvas that holds the source and, band by band, the result (an ImageBitmap is drawn into it
-// and closed; finished rows overwrite source rows that no later tile reads; with `keep` it leaves as an ImageBitmap,
-// without a copy), float32 accumulators for one band of rows (the blend's normaliser is separable: no weight
-// buffer), a few finished rows at a time and one tile. On WASM the model's output is read in place, not copied.
+// Memory: the photo and, band by band, its result share one full-size RGBA store (finished rows overwrite source
+// rows that no later tile reads): a file in the origin-private file system when the browser has one (then this
+// page's memory holds one band of it), else a canvas. Besides it: float32 accumulators for one band of rows (the
+// blend's normaliser is separable: no weight buffer), a few finished rows at a time and one tile. On WASM the
+// model's output is read in place, not copied per tile.
 'use strict';
 
 let lite = null;
@@ -129,14 +131,179 @@ async function load(m) {
   return info;
 }
 
-/** A reader of source rectangles: read(x, y, w, h) -> {data, offset, stride}, RGBA bytes with pixel (r, c) of the
- *  rectangle at data[offset + r * stride + 4 * c]; from an ImageData, or from a 2-D canvas context one tile at a
- *  time. */
-function sourceReader(source) {
-  if (source instanceof ImageData) {
-    return (x, y) => ({data: source.data, offset: (y * source.width + x) * 4, stride: source.width * 4});
+/** How many rows are copied at a time when a photo is written into a store. */
+const FILL_ROWS = 64;
+
+/** Where a run keeps the photo and, band by band, its result (finished rows overwrite source rows that no later tile
+ *  reads, so one full-size buffer holds both). Every store has read(x, y, w, h) -> {data, offset, stride} (RGBA,
+ *  pixel (r, c) of the rectangle at data[offset + r * stride + 4 * c]), write(imageData, y, rows), finish(keep)
+ *  -> what the page gets back, and abort(). */
+class ImageDataStore {  // an ImageData that is only read (deblurRows of an ImageData)
+  constructor(image) {
+    this.image = image;
   }
-  return (x, y, w, h) => ({data: source.getImageData(x, y, w, h).data, offset: 0, stride: w * 4});
+
+  read(x, y) {
+    return {data: this.image.data, offset: (y * this.image.width + x) * 4, stride: this.image.width * 4};
+  }
+
+  write() {}
+
+  finish() {
+    return null;
+  }
+
+  abort() {}
+}
+
+class CanvasStore {  // a full-size canvas in this worker's memory
+  constructor(width, height) {
+    this.canvas = new OffscreenCanvas(width, height);
+    this.ctx = this.canvas.getContext('2d', {willReadFrequently: true});
+  }
+
+  fill(source) {
+    if (source instanceof ImageBitmap) this.ctx.drawImage(source, 0, 0);
+    else this.ctx.putImageData(source, 0, 0);
+  }
+
+  read(x, y, w, h) {
+    return {data: this.ctx.getImageData(x, y, w, h).data, offset: 0, stride: w * 4};
+  }
+
+  write(image, y, rows) {
+    this.ctx.putImageData(image, 0, y, 0, 0, image.width, rows);
+  }
+
+  finish(keep) {  // handed over without a copy
+    const bitmap = keep ? this.canvas.transferToImageBitmap() : null;
+    this.canvas.width = this.canvas.height = 0;
+    return bitmap ? {bitmap} : null;
+  }
+
+  abort() {
+    this.canvas.width = this.canvas.height = 0;
+  }
+}
+
+class FileStore {  // a raw RGBA file in the origin-private file system: the page's memory holds one band of it
+  static available() {
+    return typeof FileSystemFileHandle !== 'undefined' && 'createSyncAccessHandle' in FileSystemFileHandle.prototype &&
+      typeof navigator.storage?.getDirectory === 'function';
+  }
+
+  static async open(width, height) {
+    const root = await navigator.storage.getDirectory();
+    const folder = await root.getDirectoryHandle(tiling.STORE_FOLDER, {create: true});
+    await FileStore.sweep(folder);
+    const name = `run-${Date.now()}-${Math.random().toString(36).slice(2)}.rgba`;
+    const handle = await folder.getFileHandle(name, {create: true});
+    const store = new FileStore(folder, name, width, height);
+    store.file = await handle.createSyncAccessHandle();
+    store.file.truncate(width * height * 4);
+    return store;
+  }
+
+  /** Remove what runs of pages that were closed without cleaning up left behind (a day old; a file in use by
+   *  another page is locked and stays). */
+  static async sweep(folder) {
+    for await (const [name, entry] of folder.entries()) {
+      try {
+        if (entry.kind === 'file' && Date.now() - (await entry.getFile()).lastModified > 86400e3) {
+          await folder.removeEntry(name);
+        }
+      } catch {
+        // in use: not ours to remove
+      }
+    }
+  }
+
+  constructor(folder, name, width, height) {
+    this.folder = folder;
+    this.name = name;
+    this.width = width;
+    this.height = height;
+    this.band = null;  // the rows last read: {y, rows}
+    this.buffer = null;
+  }
+
+  fill(source) {
+    const w = this.width;
+    if (source instanceof ImageData) {
+      this.file.write(source.data, {at: 0});
+      return;
+    }
+    const rows = Math.min(FILL_ROWS, this.height);
+    const ctx = new OffscreenCanvas(w, rows).getContext('2d', {willReadFrequently: true});
+    for (let y = 0; y < this.height; y += rows) {
+      const n = Math.min(rows, this.height - y);
+      ctx.clearRect(0, 0, w, rows);
+      ctx.drawImage(source, 0, y, w, n, 0, 0, w, n);
+      this._write(ctx.getImageData(0, 0, w, n).data, y);
+    }
+  }
+
+  _write(bytes, y) {
+    if (this.file.write(bytes, {at: y * this.width * 4}) !== bytes.length) {
+      throw new Error('could not store the photo in the browser\'s storage (is the disk full?)');
+    }
+  }
+
+  read(x, y, w, h) {  // whole rows: the tiles of one tile row share them
+    const stride = this.width * 4;
+    if (!this.band || this.band.y !== y || this.band.rows !== h) {
+      if (!this.buffer || this.buffer.length < h * stride) this.buffer = new Uint8ClampedArray(h * stride);
+      this.file.read(this.buffer.subarray(0, h * stride), {at: y * stride});
+      this.band = {y, rows: h};
+    }
+    return {data: this.buffer, offset: x * 4, stride};
+  }
+
+  write(image, y, rows) {
+    this._write(image.data.subarray(0, rows * this.width * 4), y);
+  }
+
+  finish(keep) {
+    this.file.flush();
+    this.file.close();
+    this.buffer = null;
+    if (keep) return {file: this.name};
+    this.folder.removeEntry(this.name).catch(() => {});
+    return null;
+  }
+
+  abort() {
+    try {
+      this.file.close();
+    } catch {
+      // already closed
+    }
+    this.folder.removeEntry(this.name).catch(() => {});
+  }
+}
+
+/** The store for a run: an ImageData that is only read needs none; else the origin-private file system when the
+ *  browser has it (and `store` is not 'memory'), else a canvas. */
+async function openStore(source, keep, store) {
+  if (source instanceof ImageData && !keep) return new ImageDataStore(source);
+  let s = null;
+  if (store !== 'memory' && FileStore.available()) {
+    try {
+      s = await FileStore.open(source.width, source.height);
+    } catch (e) {
+      if (store === 'file') throw new Error(`the browser's file storage cannot be used (${message(e)})`);
+    }
+  } else if (store === 'file') {
+    throw new Error('this browser has no origin-private file system with synchronous access');
+  }
+  s = s || new CanvasStore(source.width, source.height);
+  try {
+    s.fill(source);
+  } catch (e) {
+    s.abort();
+    throw e;
+  }
+  return s;
 }
 
 const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
@@ -237,28 +404,35 @@ const ROWS_AT_ONCE = 64;
 
 /** Deblur `source`; returns null when cancelled, else {tiles, result} (result: the ImageBitmap, with want.keep). */
 async function run(id, source, want) {
-  const {positions, axisWindows, axisSums, padIndex, toByte} = tiling;
+  const {positions} = tiling;
   const {tile, overlap} = info;
   const w0 = source.width, h0 = source.height;
   if (!(w0 > 0 && h0 > 0)) throw new Error('the image is empty');
   postMessage({type: 'size', id, width: w0, height: h0});
+  const ys = positions(Math.max(h0, tile), tile, overlap), xs = positions(Math.max(w0, tile), tile, overlap);
+  // The photo goes into a store that holds it and, band by band, the result; an ImageBitmap is closed at once.
+  const store = await openStore(source, want.keep, want.store);
+  if (source instanceof ImageBitmap) source.close();
+  try {
+    const tiles = await tileLoop(id, store, w0, h0, ys, xs, want);
+    if (tiles === null) {
+      store.abort();
+      return null;
+    }
+    return {tiles, result: store.finish(want.keep)};
+  } catch (e) {
+    store.abort();
+    throw e;
+  }
+}
+
+async function tileLoop(id, store, w0, h0, ys, xs, want) {
+  const {axisWindows, axisSums, padIndex, toByte} = tiling;
+  const {tile} = info;
   const padH = Math.max(0, tile - h0), padW = Math.max(0, tile - w0);
   const mode = h0 > padH && w0 > padW ? 'reflect' : 'symmetric';
-  const ys = positions(h0 + padH, tile, overlap), xs = positions(w0 + padW, tile, overlap);
   const wy = axisWindows(ys, tile), wx = axisWindows(xs, tile);
   const sy = axisSums(ys, wy, tile, h0), sx = axisSums(xs, wx, tile, w0);
-  // An ImageBitmap is drawn into a canvas and closed: that canvas is both the source and the result, since the
-  // finished rows written into it are rows no later tile reads. One full-size buffer for the whole run, not two.
-  let canvas = null, ctx = null;
-  if (source instanceof ImageBitmap || want.keep) {
-    canvas = new OffscreenCanvas(w0, h0);
-    ctx = canvas.getContext('2d', {willReadFrequently: true});
-    if (source instanceof ImageBitmap) {
-      ctx.drawImage(source, 0, 0);
-      source.close();
-    }
-  }
-  const read = sourceReader(source instanceof ImageData ? source : ctx);
   const plane = tile * tile;
   const input = new Float32Array(3 * plane);
   const acc = new Float32Array(tile * w0 * 3);  // image rows [bandTop, bandTop + tile)
@@ -287,7 +461,7 @@ async function run(id, source, want) {
       const x0 = xs[ix], cols = Math.min(tile, w0 - x0);
       // the source pixels this tile reads: itself, or the whole side that is shorter than a tile (padded)
       const rx = padW ? 0 : x0, ry = padH ? 0 : y0;
-      const src = read(rx, ry, padW ? w0 : tile, padH ? h0 : tile);
+      const src = store.read(rx, ry, padW ? w0 : tile, padH ? h0 : tile);
       const data = src.data;
       for (let c = 0; c < tile; c++) xmap[c] = (padIndex(x0 + c, w0, mode) - rx) * 4;
       for (let r = 0; r < tile; r++) {
@@ -338,7 +512,7 @@ async function run(id, source, want) {
         }
         if (preview) preview.add(y, bytes, r * w0 * 4);
       }
-      if (ctx) ctx.putImageData(chunk, 0, top, 0, 0, w0, n);  // over source rows no later tile reads
+      store.write(chunk, top, n);  // over source rows that no later tile reads
       if (want.rows) {
         const copy = bytes.slice(0, n * w0 * 4);
         postMessage({type: 'rows', id, y: top, rows: n, data: copy.buffer}, [copy.buffer]);
@@ -346,7 +520,7 @@ async function run(id, source, want) {
     }
     if (preview) preview.send();
   }
-  return {tiles: total, result: want.keep ? canvas.transferToImageBitmap() : null};
+  return total;
 }
 
 self.onmessage = (e) => {
@@ -367,7 +541,7 @@ self.onmessage = (e) => {
       try {
         const r = cancelled.has(m.id) ? null : await run(m.id, m.source, m);
         if (r === null) postMessage({type: 'cancelled', id: m.id});
-        else postMessage({type: 'done', id: m.id, tiles: r.tiles, result: r.result}, r.result ? [r.result] : []);
+        else postMessage({type: 'done', id: m.id, tiles: r.tiles, result: r.result}, r.result?.bitmap ? [r.result.bitmap] : []);
       } catch (err) {
         postMessage({type: 'error', id: m.id, message: message(err)});
       } finally {

@@ -167,7 +167,8 @@ export class Deblurrer {
   }
 
   /** Run in the worker: a promise of {width, height, tiles, result}. */
-  _run(source, transfer, {rows = false, keep = false, preview = null, onRows, onPreview, onSize, onProgress, signal}) {
+  _run(source, transfer, {rows = false, keep = false, store, preview = null, onRows, onPreview, onSize, onProgress,
+                          signal}) {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const onAbort = () => this.worker.postMessage({type: 'cancel', id});
@@ -178,7 +179,7 @@ export class Deblurrer {
       this.jobs.set(id, job);
       if (signal) signal.addEventListener('abort', onAbort, {once: true});
       const moved = transfer && source instanceof ImageBitmap ? [source] : [];
-      this.worker.postMessage({type: 'run', id, source, rows, keep, preview}, moved);
+      this.worker.postMessage({type: 'run', id, source, rows, keep, store, preview}, moved);
     });
   }
 
@@ -198,23 +199,23 @@ export class Deblurrer {
   }
 
   /**
-   * Deblur `image` into a full-resolution ImageBitmap, and stream a `preview` ({width, height}, box-filtered) of the
-   * result as it is made: `onPreview(y, previewRowsImageData)`. The worker holds one full-size buffer for the
-   * source and the result together and hands it over without a copy, and no full-resolution pixels cross threads
-   * on the way, so memory stays bounded by the photo's size plus a band. Resolves to {width, height, tiles, bitmap}
-   * (put the bitmap into a canvas with a 'bitmaprenderer' context, still without a copy, to make a PNG from it).
-   * Options as for deblurRows.
+   * Deblur `image` and keep the full-resolution result for later, streaming a `preview` ({width, height},
+   * box-filtered) of it as it is made: `onPreview(y, previewRowsImageData)`. No full-resolution pixels cross
+   * threads: the worker keeps the photo and, band by band, its result in one full-size store, a file in the
+   * origin-private file system when the browser has one (then the page's memory holds only a band of it), else a
+   * canvas. Resolves to a DeblurResult {width, height, tiles, stored: 'file' | 'memory', png(), release()}.
+   * `store: 'memory'` keeps the result in memory even where a file could be used. Other options as for deblurRows.
    */
-  async deblurToBitmap(image, {preview, onPreview, onSize, onProgress, signal, transfer = false} = {}) {
+  async deblurWithPreview(image, {preview, onPreview, onSize, onProgress, signal, transfer = false, store} = {}) {
     if (signal && signal.aborted) throw abortError(signal);
     const {source, owned} = await this._source(image);
     const size = preview || {width: 1, height: 1};
     const pw = Math.max(1, Math.min(source.width, Math.round(size.width)));
     const ph = Math.max(1, Math.min(source.height, Math.round(size.height)));
     const r = await this._run(source, transfer || owned, {
-      keep: true, preview: preview ? {width: pw, height: ph} : null, onPreview, onSize, onProgress, signal,
+      keep: true, store, preview: preview ? {width: pw, height: ph} : null, onPreview, onSize, onProgress, signal,
     });
-    return {width: r.width, height: r.height, tiles: r.tiles, bitmap: r.result};
+    return new DeblurResult(r.width, r.height, r.tiles, r.result);
   }
 
   /** Deblur an ImageData (or ImageBitmap, canvas, image) of any size into a new ImageData; `onProgress(done,
@@ -251,6 +252,60 @@ export class Deblurrer {
       this.worker.onmessage = (e) => { if (e.data.type === 'closed') stop(); };
       this.worker.postMessage({type: 'close'});
     });
+  }
+}
+
+/** The folder of the origin-private file system where the worker keeps photos and results (nafnet-worker.js). */
+export const STORE_FOLDER = 'nafnet-deblur';
+/** Rows read at a time when a stored result is turned into a PNG. */
+const PNG_ROWS = 256;
+
+/** A full-resolution result kept by deblurWithPreview: `png()` makes the PNG (a Blob) when called, `release()`
+ *  frees what holds it (the file, or the memory). */
+export class DeblurResult {
+  constructor(width, height, tiles, kept) {
+    this.width = width;
+    this.height = height;
+    this.tiles = tiles;
+    this.stored = kept.file ? 'file' : 'memory';
+    this.file = kept.file || null;
+    if (kept.bitmap) {  // held by a canvas without a copy, for convertToBlob
+      this.canvas = new OffscreenCanvas(width, height);
+      this.canvas.getContext('bitmaprenderer').transferFromImageBitmap(kept.bitmap);
+    }
+  }
+
+  async _folder() {
+    return (await navigator.storage.getDirectory()).getDirectoryHandle(STORE_FOLDER);
+  }
+
+  async png() {
+    if (this.canvas) return this.canvas.convertToBlob({type: 'image/png'});
+    if (!this.file) throw new Error('this result was released');
+    const file = await (await (await this._folder()).getFileHandle(this.file)).getFile();
+    const canvas = new OffscreenCanvas(this.width, this.height);
+    const ctx = canvas.getContext('2d');
+    const stride = this.width * 4;
+    for (let y = 0; y < this.height; y += PNG_ROWS) {
+      const n = Math.min(PNG_ROWS, this.height - y);
+      const bytes = new Uint8ClampedArray(await file.slice(y * stride, (y + n) * stride).arrayBuffer());
+      ctx.putImageData(new ImageData(bytes, this.width, n), 0, y);
+    }
+    try {
+      return await canvas.convertToBlob({type: 'image/png'});
+    } finally {
+      canvas.width = canvas.height = 0;  // its pixels go now, not at the next garbage collection
+    }
+  }
+
+  async release() {
+    if (this.canvas) this.canvas.getContext('bitmaprenderer').transferFromImageBitmap(null);
+    this.canvas = null;
+    if (this.file) {
+      const name = this.file;
+      this.file = null;
+      await (await this._folder()).removeEntry(name).catch(() => {});
+    }
   }
 }
 
