@@ -112,7 +112,7 @@ def measure(browser, url: str, jpg: Path, second_run: bool, download_to: Path | 
            "private_peak_mb": sampler.private}  # fmt: skip
     if second_run and row["status"] == "done":
         sampler.reset()
-        result2, wall2, _ = _deblur(page, jpg)
+        result2, _, _ = _deblur(page, jpg)
         row.update(second_status=result2["status"], second_s=result2.get("ms", 0) / 1000,
                    second_peak_mb=max(sampler.rss, _status_mb(pid)["VmHWM"]),
                    second_private_peak_mb=sampler.private)  # fmt: skip
@@ -172,7 +172,8 @@ def main() -> int:
         jpg.unlink()
     server.shutdown()
     print(f"\nmachine: {cpu_name()}, {platform.machine()}, no GPU; Chromium {version}; accelerator={a.accelerator}; "
-          "bundled model, 256 px tiles; JPEG q92 4:4:4 (the GoPro crop scaled up); chosen in the file picker")  # fmt: skip
+          "bundled model, 256 px tiles; JPEG q92 4:4:4 (the GoPro crop scaled up); chosen in the file "
+          "picker")  # fmt: skip
     print("| photo | backend | s | frames drawn | renderer ready | renderer peak (private) | 2nd run peak (private) "
           "| with PNG download | vs Python |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")

@@ -50,7 +50,10 @@ from ..errors import NafnetLitertError
 
 #: npm package -> (version, integrity as the npm registry publishes it). Bump both together.
 LITERTJS = {
-    "core": ("2.5.3", "sha512-PlGmbMOq9WitX7FO0jhbdJw9GthatsyuCQXjTt/wJZo0FLaw48q4tz8IwqgqCIkviYGr9OFDL1kCnN4nzWoyJQ=="),
+    "core": (
+        "2.5.3",
+        "sha512-PlGmbMOq9WitX7FO0jhbdJw9GthatsyuCQXjTt/wJZo0FLaw48q4tz8IwqgqCIkviYGr9OFDL1kCnN4nzWoyJQ==",
+    ),
     "wasm-utils": (
         "2.5.3",
         "sha512-4fJiw6tBQnIs+0jH/OQ16nYOiSl8/+zZnn5h2ul8aTKHi05sVqZW580Tmk78pC2kT39A9OYBVdFawteZ/sI1kQ==",
@@ -86,7 +89,8 @@ def _npm_pack(name: str, version: str, dest: Path) -> Path:
            "npm_config_audit": "false", "npm_config_loglevel": "error"}  # fmt: skip
     cmd = [npm, "pack", f"@litertjs/{name}@{version}", "--ignore-scripts", "--json", "--pack-destination", str(dest)]
     try:
-        r = subprocess.run(cmd, cwd=dest, env=env, capture_output=True, text=True, timeout=NPM_TIMEOUT_S)
+        r = subprocess.run(cmd, cwd=dest, env=env, capture_output=True, text=True, timeout=NPM_TIMEOUT_S,
+                           check=False)
     except subprocess.TimeoutExpired:
         raise WebError(f"npm pack @litertjs/{name}@{version} took more than {NPM_TIMEOUT_S} s; {offline}") from None
     except OSError as e:

@@ -402,7 +402,7 @@ function previewMaker(w0, h0, preview, send) {
 /** How many finished rows are converted and handed on at a time. */
 const ROWS_AT_ONCE = 64;
 
-/** Deblur `source`; returns null when cancelled, else {tiles, result} (result: the ImageBitmap, with want.keep). */
+/** Deblur `source`; null when cancelled, else {tiles, result} (result: what the store hands over, with want.keep). */
 async function run(id, source, want) {
   const {positions} = tiling;
   const {tile, overlap} = info;
@@ -528,7 +528,8 @@ self.onmessage = (e) => {
   if (m.type === 'cancel') {
     cancelled.add(m.id);
   } else if (m.type === 'load') {
-    load(m).then((i) => postMessage({type: 'loaded', info: i}), (err) => postMessage({type: 'error', message: message(err)}));
+    load(m).then((i) => postMessage({type: 'loaded', info: i}),
+                 (err) => postMessage({type: 'error', message: message(err)}));
   } else if (m.type === 'close') {
     // free the model first: its thread pool's threads exit, so that terminating this worker does not wait for them
     queue = queue.then(() => {
@@ -541,7 +542,7 @@ self.onmessage = (e) => {
       try {
         const r = cancelled.has(m.id) ? null : await run(m.id, m.source, m);
         if (r === null) postMessage({type: 'cancelled', id: m.id});
-        else postMessage({type: 'done', id: m.id, tiles: r.tiles, result: r.result}, r.result?.bitmap ? [r.result.bitmap] : []);
+        else postMessage({type: 'done', id: m.id, ...r}, r.result?.bitmap ? [r.result.bitmap] : []);
       } catch (err) {
         postMessage({type: 'error', id: m.id, message: message(err)});
       } finally {

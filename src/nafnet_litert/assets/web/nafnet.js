@@ -241,6 +241,7 @@ export class Deblurrer {
   delete() {
     if (this.deleted) return Promise.resolve();
     this.deleted = true;
+    for (const id of this.jobs.keys()) this.worker.postMessage({type: 'cancel', id});
     this._fail(new Error('this deblurrer was deleted'));
     return new Promise((resolve) => {
       const stop = () => {
@@ -328,7 +329,8 @@ export async function loadDeblurrer(modelUrl, options = {}) {
   const litertBase = new URL(options.litertBase || './litert/', options.litertBase ? location.href : import.meta.url);
   if (!litertBase.pathname.endsWith('/')) litertBase.pathname += '/';
   const wasmDir = new URL(options.wasmDir || 'core/wasm/', options.wasmDir ? location.href : litertBase).href;
-  const workerUrl = new URL(options.workerUrl || './nafnet-worker.js', options.workerUrl ? location.href : import.meta.url);
+  const workerUrl = new URL(options.workerUrl || './nafnet-worker.js',
+                            options.workerUrl ? location.href : import.meta.url);
   const isolated = globalThis.crossOriginIsolated === true;
   const threads = options.threads ?? (isolated ? Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1)) : 1);
   const worker = new Worker(workerUrl, {name: 'nafnet-deblur'});
