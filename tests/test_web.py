@@ -85,10 +85,13 @@ def served(site):
 
 @contextlib.contextmanager
 def page_at(browser, url: str, viewport=(1000, 900), init: str | None = FRAMES):
-    """A new page at ``url`` (frames counted by ``FRAMES``); yields (page, page errors)."""
+    """A new page at ``url`` (frames counted by ``FRAMES``); yields (page, page errors). ``page.console_errors``
+    collects the console's error lines (the page's and its workers')."""
     page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]}, accept_downloads=True)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    page.console_errors = []
+    page.on("console", lambda m: page.console_errors.append(m.text) if m.type == "error" else None)
     if init:
         page.add_init_script(init)
     try:
@@ -174,7 +177,8 @@ def test_wasm_page_matches_the_python_restorer(browser, served, site, tmp_path, 
         choose(page, photo)
         assert wait_status(page)[0] == "done"
         kept_after = page.evaluate(files)
-    assert status == "done" and errors == [], (result, errors)
+        console = page.console_errors  # LiteRT.js's native log lines are not errors
+    assert status == "done" and errors == [] and console == [], (result, errors, console)
     assert result["stored"] == store and len(kept) == (store == "file") and len(kept_after) == len(kept)
     assert set(kept).isdisjoint(kept_after)  # the first photo's file was deleted
     assert ready["isolated"] is True and ready["threads"] == min(4, os.cpu_count()) and ready["tile"] == 128
