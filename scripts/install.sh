@@ -8,15 +8,17 @@ PIP="python3 -m pip install -q --disable-pip-version-check"
 
 have_test_system_deps() {
   [[ -f /usr/lib/chromium/vk_swiftshader_icd.json && -e /usr/lib/x86_64-linux-gnu/libvulkan.so.1 ]] && command -v g++ >/dev/null \
-    && command -v node >/dev/null
+    && command -v node >/dev/null && command -v npm >/dev/null
 }
 if [[ "${1:-}" == "--test" ]] && ! have_test_system_deps; then
   # chromium ships SwiftShader (a software Vulkan): LiteRT's GPU accelerator runs on it without a GPU.
   # g++: torch.compile (train --compile, tested) builds its CPU kernels with it.
   # nodejs: the browser page's tiling code is checked against the Python tiler in Node.js.
+  # npm: `nafnet-litert web` fetches LiteRT.js with `npm pack` (Debian's npm; skipped when an npm is there).
   SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium libvulkan1 g++ nodejs >/dev/null
+  NPM=(); command -v npm >/dev/null || NPM=(npm)
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium libvulkan1 g++ nodejs "${NPM[@]}" >/dev/null
 fi
 if [[ "${1:-}" == "--test" ]]; then
   # Mesa 25 lavapipe (a software Vulkan with fp16) in a private prefix: the GPU tests run real fp16 kernels on it.

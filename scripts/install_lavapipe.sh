@@ -44,23 +44,43 @@ if [[ ! -e /usr/lib/x86_64-linux-gnu/libvulkan.so.1 ]]; then
   system_apt_install libvulkan1
 fi
 
-# The mirror the system already uses: the first non-security deb822 stanza, else a one-line sources.list entry.
+# The Debian mirror the system already uses, read from its apt sources (no mirror is written here): the first
+# deb822 stanza (sources.list.d/*.sources) or one-line entry (sources.list, sources.list.d/*.list) of type `deb`
+# whose suites include this Debian release (so not -security, and not a third-party repository).
+# NAFNET_LITERT_LAVAPIPE_MIRROR overrides it.
+RELEASE=${SUITE%%-*}
 mirror_uri() {
-  local f=/etc/apt/sources.list.d/debian.sources uri=""
-  if [[ -r $f ]]; then
-    uri=$(awk 'BEGIN { RS = ""; FS = "\n" }
-      { u = ""; s = ""
-        for (i = 1; i <= NF; i++) { if ($i ~ /^URIs:/) u = $i; if ($i ~ /^Suites:/) s = $i }
-        if (u != "" && s !~ /-security/) {
+  local f uri=""
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [[ -r $f ]] || continue
+    uri=$(awk -v rel="$RELEASE" 'BEGIN { RS = ""; FS = "\n" }
+      { t = ""; u = ""; s = ""
+        for (i = 1; i <= NF; i++) {
+          if ($i ~ /^Types:/) t = $i; if ($i ~ /^URIs:/) u = $i; if ($i ~ /^Suites:/) s = $i }
+        sub(/^Suites:[ \t]*/, "", s); n = split(s, suites, /[ \t]+/); ok = 0
+        for (k = 1; k <= n; k++) if (suites[k] == rel || suites[k] == rel "-updates") ok = 1
+        if (t ~ /(^|[ \t])deb([ \t]|$)/ && u != "" && ok) {
           sub(/^URIs:[ \t]*/, "", u); split(u, a, /[ \t]+/); print a[1]; exit } }' "$f")
+    [[ -n $uri ]] && break
+  done
+  if [[ -z $uri ]]; then
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+      [[ -r $f ]] || continue
+      uri=$(awk -v rel="$RELEASE" '$1 == "deb" {
+          u = ""; for (i = 2; i <= NF; i++) {
+            if (u == "" && $i ~ /^[a-z+]+:\/\//) { u = $i; if ($(i + 1) == rel || $(i + 1) == rel "-updates") {
+              print u; exit } } } }' "$f")
+      [[ -n $uri ]] && break
+    done
   fi
-  if [[ -z $uri && -r /etc/apt/sources.list ]]; then
-    uri=$(awk '$1 == "deb" && $0 !~ /security/ {
-        for (i = 2; i <= NF; i++) if ($i ~ /^[a-z+]+:\/\//) { print $i; exit } }' /etc/apt/sources.list)
-  fi
-  echo "${uri:-http://deb.debian.org/debian}"
+  echo "$uri"
 }
-MIRROR=$(mirror_uri)
+MIRROR=${NAFNET_LITERT_LAVAPIPE_MIRROR:-$(mirror_uri)}
+if [[ -z $MIRROR ]]; then
+  say "no Debian $RELEASE mirror in this machine's apt sources (/etc/apt/sources.list*); set" \
+    "NAFNET_LITERT_LAVAPIPE_MIRROR to one (the URL of a Debian archive that has $SUITE)" >&2
+  exit 1
+fi
 MIRROR=${MIRROR%/}
 
 WORK=$(mktemp -d)

@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", nargs="?", default="default", help="default, a checkpoint, random:PRESET, stress:...")
     p.add_argument("-o", "--out", required=True, help="site folder")
     p.add_argument("--tile", type=int, default=256, help="tile size of the exported model (multiple of 16)")
-    p.add_argument("--npm-dir", help="folder with the LiteRT.js .tgz files (offline machines)")
+    p.add_argument("--npm-dir", help="folder with the LiteRT.js .tgz files (machines without npm or network); "
+                   "else they are fetched with `npm pack`")
     p.set_defaults(func=run_web)
 
     s = sub.add_parser(

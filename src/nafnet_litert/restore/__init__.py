@@ -7,6 +7,7 @@ _LAZY = {
     "Restorer": "restorer",
     "RestoreOptions": "restorer",
     "cache_dir": "restorer",
+    "cached_export": "restorer",
     "export_key": "restorer",
     "deblur": "batch",
     "plan_jobs": "batch",

@@ -74,6 +74,26 @@ def cache_dir(writable: bool = True) -> Path:
     return d
 
 
+def cached_model_name(ckpt, size: tuple[int, int], precision: str, tlc: bool = False) -> str:
+    """The model cache's name for ``ckpt`` (a checkpoint with a file hash) exported at ``size`` and ``precision``."""
+    return f"{ckpt.sha256[:16]}_{size[0]}x{size[1]}_{precision}{'_tlc' if tlc else ''}_{export_key()}.tflite"
+
+
+def cached_export(ckpt, size: tuple[int, int], precision: str, tlc: bool = False) -> Path:
+    """``ckpt`` (a checkpoint with a file hash) exported at ``size`` and ``precision``, through the model cache: an
+    intact cached copy is used (also from a read-only cache), else it is exported into the cache (again when the
+    cached copy is damaged). Returns the cached ``.tflite`` (its sidecar ``.json`` beside it)."""
+    from ..litert.convert import export
+
+    name = cached_model_name(ckpt, size, precision, tlc)
+    path = cache_dir(writable=False) / name
+    if not _intact(path):
+        path = cache_dir() / name
+        if not _intact(path):  # missing, or damaged (a crash, a full disk, a hand edit): export it again
+            export(ckpt, path, size, precision, tlc=tlc)
+    return path
+
+
 def _intact(model: Path) -> bool:
     """A cached model is used only when its sidecar's SHA-256 matches the file."""
     import json
@@ -232,18 +252,14 @@ class Restorer:
 
         o = self.options
         tlc = o.full_frame and o.tlc
-        tag = (self.ckpt.sha256 or "")[:16]
-        name = self._model_name(size)
-        if tag:
-            path = cache_dir(writable=False) / name
-            if not _intact(path):
-                path = cache_dir() / name
+        if self.ckpt.sha256:
+            path = cached_export(self.ckpt, size, o.precision, tlc)
         else:  # an in-memory checkpoint (random:, stress:) has no identity to cache by: a folder of our own
             if self._tmp is None:
                 self._tmp = tempfile.TemporaryDirectory(prefix="nafnet-litert-")
-            path = Path(self._tmp.name) / name
-        if not _intact(path):  # missing, or damaged (a crash, a full disk, a hand edit): export it again
-            export(self.ckpt, path, size, o.precision, tlc=tlc)
+            path = Path(self._tmp.name) / self._model_name(size)
+            if not _intact(path):
+                export(self.ckpt, path, size, o.precision, tlc=tlc)
         m = LiteRTModel(path, "gpu" if o.gpu else "cpu", o.threads)
         self._lite[size] = m
         self._paths[size] = path
@@ -251,9 +267,10 @@ class Restorer:
 
     def _model_name(self, size: tuple[int, int]) -> str:
         o = self.options
-        tag = (self.ckpt.sha256 or "")[:16]
         tlc = o.full_frame and o.tlc
-        return f"{tag or 'model'}_{size[0]}x{size[1]}_{o.precision}{'_tlc' if tlc else ''}_{export_key()}.tflite"
+        if self.ckpt.sha256:
+            return cached_model_name(self.ckpt, size, o.precision, tlc)
+        return f"model_{size[0]}x{size[1]}_{o.precision}{'_tlc' if tlc else ''}_{export_key()}.tflite"
 
     def _torch_net(self):
         if self._torch is None:

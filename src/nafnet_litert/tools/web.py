@@ -7,18 +7,24 @@ server for it.
   runs their DEQUANTIZE ops outside XNNPACK, 2–5× slower);
 * ``model_webgpu.tflite`` — the same tile model with fp16 weights for WebGPU (half the download; the GPU
   dequantizes at load and the result matches fp32 weights to ~1e-5);
-* ``litert/core``, ``litert/wasm-utils`` — LiteRT.js at pinned versions (:data:`LITERTJS`), checked against the npm
-  registry's SHA-512 integrity, with their licence;
-* ``index.html`` and ``nafnet.js`` (the embedding API: ``loadDeblurrer``, ``deblurrer.deblur``, ``info``).
+  both come from the model cache that ``deblur`` uses (exported once per checkpoint, tile size and install);
+* ``litert/core``, ``litert/wasm-utils`` — LiteRT.js at pinned versions (:data:`LITERTJS`), checked against the
+  SHA-512 integrity pinned here, with their licence. The one bare import in ``core/dist/index.js``
+  (``@litertjs/wasm-utils``) is rewritten to the relative path of the copy beside it, so no import map is needed;
+* ``index.html``, ``nafnet.js`` (the embedding API: ``loadDeblurrer``, ``deblurrer.deblur``, ``info``) and
+  ``nafnet-worker.js`` (the Web Worker in which each deblurrer runs its own LiteRT.js runtime).
 
-How LiteRT.js reaches the site: the two npm tarballs are downloaded once from the npm registry into the model cache
+How LiteRT.js reaches the site: the two npm tarballs are fetched once with npm's own client (``npm pack``, which
+honours the user's npm configuration: mirrors, private registries, proxies) into the model cache
 (``$NAFNET_LITERT_CACHE/npm``), verified against the integrity hashes pinned here, and unpacked into each site. Not
-in the wheel (the WASM files are 38 MB, four builds for different browser features) and no Node.js/npm needed; a
-machine without network access can pass the two ``.tgz`` files with ``--npm-dir``. Nothing is loaded from a CDN:
-the site works offline from 127.0.0.1.
+in the wheel (the WASM files are 38 MB, four builds for different browser features). A machine without npm or
+network access passes the two ``.tgz`` files with ``--npm-dir``. Nothing is loaded from a CDN: the site works
+offline from 127.0.0.1.
 
 ``serve(site, port)`` serves it on 127.0.0.1 with ``Cross-Origin-Opener-Policy: same-origin`` and
-``Cross-Origin-Embedder-Policy: require-corp``, so the page is cross-origin isolated and WASM can use threads.
+``Cross-Origin-Embedder-Policy: require-corp``, so the page is cross-origin isolated and WASM can use threads. It
+serves only files whose real path (symbolic links resolved) is inside the site folder, and answers a malformed
+request path with 400.
 """
 
 from __future__ import annotations
@@ -27,32 +33,41 @@ import base64
 import hashlib
 import http.server
 import io
+import json
+import os
+import re
 import shutil
+import subprocess
 import sys
 import tarfile
-import urllib.request
+import tempfile
+import urllib.parse
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from ..errors import NafnetLitertError
 
-#: npm package -> (version, tarball URL, registry integrity). Bump all three together.
+#: npm package -> (version, integrity as the npm registry publishes it). Bump both together.
 LITERTJS = {
     "core": (
         "2.5.3",
-        "https://registry.npmjs.org/@litertjs/core/-/core-2.5.3.tgz",
         "sha512-PlGmbMOq9WitX7FO0jhbdJw9GthatsyuCQXjTt/wJZo0FLaw48q4tz8IwqgqCIkviYGr9OFDL1kCnN4nzWoyJQ==",
     ),
     "wasm-utils": (
         "2.5.3",
-        "https://registry.npmjs.org/@litertjs/wasm-utils/-/wasm-utils-2.5.3.tgz",
         "sha512-4fJiw6tBQnIs+0jH/OQ16nYOiSl8/+zZnn5h2ul8aTKHi05sVqZW580Tmk78pC2kT39A9OYBVdFawteZ/sI1kQ==",
     ),
 }
-SITE_FILES = ("index.html", "nafnet.js")
+SITE_FILES = ("index.html", "nafnet.js", "nafnet-worker.js")
 #: Written into every site: ``web -o`` replaces only a folder that holds it (or an empty or new one).
 SITE_MARKER = ".nafnet-litert-site"
+#: The one bare module specifier in ``@litertjs/core``'s ES module, and what the site writes instead (so that
+#: ``nafnet.js`` needs no import map, in a page or in a worker).
+CORE_IMPORT = 'from "@litertjs/wasm-utils"'
+CORE_IMPORT_RELATIVE = 'from "../../wasm-utils/dist/index.js"'
+#: How long ``npm pack`` may take for one tarball (the core one is 10 MB).
+NPM_TIMEOUT_S = 600
 
 
 class WebError(NafnetLitertError):
@@ -63,12 +78,43 @@ def _integrity(data: bytes) -> str:
     return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
 
 
+def _npm_pack(name: str, version: str, dest: Path) -> Path:
+    """``npm pack @litertjs/NAME@VERSION`` into ``dest`` with the user's npm (and so the user's registry, mirror and
+    proxy settings); returns the tarball's path."""
+    npm = shutil.which("npm")
+    offline = f"on an offline machine pass --npm-dir with the two .tgz files (npm pack @litertjs/{name}@{version})"
+    if npm is None:
+        raise WebError(f"npm is not installed (apt-get install npm), and LiteRT.js is fetched with it; {offline}")
+    env = {**os.environ, "npm_config_update_notifier": "false", "npm_config_fund": "false",
+           "npm_config_audit": "false", "npm_config_loglevel": "error"}  # fmt: skip
+    cmd = [npm, "pack", f"@litertjs/{name}@{version}", "--ignore-scripts", "--json", "--pack-destination", str(dest)]
+    try:
+        r = subprocess.run(cmd, cwd=dest, env=env, capture_output=True, text=True, timeout=NPM_TIMEOUT_S,
+                           check=False)
+    except subprocess.TimeoutExpired:
+        raise WebError(f"npm pack @litertjs/{name}@{version} took more than {NPM_TIMEOUT_S} s; {offline}") from None
+    except OSError as e:
+        raise WebError(f"cannot run npm ({e.strerror}); {offline}") from None
+    if r.returncode != 0:
+        lines = [ln.strip() for ln in r.stderr.splitlines() if ln.strip() and "npm error" in ln.lower()]
+        why = lines[0].split("npm error", 1)[-1].strip() if lines else f"exit {r.returncode}"
+        raise WebError(f"npm pack @litertjs/{name}@{version} failed ({why}); {offline}")
+    try:
+        filename = json.loads(r.stdout)[0]["filename"]
+    except (ValueError, LookupError, TypeError):
+        filename = f"litertjs-{name}-{version}.tgz"
+    path = dest / Path(filename).name
+    if not path.is_file():
+        raise WebError(f"npm pack @litertjs/{name}@{version} wrote no {path.name}; {offline}")
+    return path
+
+
 def npm_tarball(name: str, npm_dir: Path | None = None) -> bytes:
-    """The pinned LiteRT.js tarball ``name``: from ``npm_dir`` (offline), else the cache, else the npm registry;
-    always checked against the pinned integrity."""
+    """The pinned LiteRT.js tarball ``name``: from ``npm_dir`` (offline), else the cache, else ``npm pack`` (the
+    user's npm client and configuration); always checked against the pinned integrity."""
     from ..restore.restorer import cache_dir
 
-    version, url, integrity = LITERTJS[name]
+    version, integrity = LITERTJS[name]
     filename = f"litertjs-{name}-{version}.tgz"
     candidates = ([npm_dir / filename] if npm_dir else []) + [cache_dir() / "npm" / filename]
     for path in candidates:
@@ -80,16 +126,10 @@ def npm_tarball(name: str, npm_dir: Path | None = None) -> bytes:
                 raise WebError(f"{path}: not the pinned @litertjs/{name} {version} (integrity differs)")
     if npm_dir:
         raise WebError(f"{filename} is not in {npm_dir} (get it with: npm pack @litertjs/{name}@{version})")
-    try:
-        with urllib.request.urlopen(url, timeout=60) as r:
-            data = r.read()
-    except OSError as e:
-        raise WebError(
-            f"cannot download @litertjs/{name} {version} from the npm registry ({e}); on an offline machine pass "
-            f"--npm-dir with {filename} (npm pack @litertjs/{name}@{version})"
-        ) from None
+    with tempfile.TemporaryDirectory(prefix="nafnet-litert-npm-") as tmp:
+        data = _npm_pack(name, version, Path(tmp)).read_bytes()
     if _integrity(data) != integrity:
-        raise WebError(f"@litertjs/{name} {version} from {url} does not match its pinned integrity: refusing it")
+        raise WebError(f"@litertjs/{name} {version} from npm does not match its pinned integrity: refusing it")
     from ..io.files import atomic_write_bytes
 
     (cache_dir() / "npm").mkdir(exist_ok=True)
@@ -112,6 +152,15 @@ def _unpack(data: bytes, dest: Path) -> None:
             target.write_bytes(tf.extractfile(m).read())
 
 
+def _relative_core_import(core: Path) -> None:
+    """Rewrite ``@litertjs/core``'s one bare import of ``@litertjs/wasm-utils`` to the copy beside it."""
+    index = core / "dist" / "index.js"
+    text = index.read_text()
+    if text.count(CORE_IMPORT) != 1:
+        raise WebError(f"{index}: expected one `{CORE_IMPORT}` (pinned LiteRT.js {LITERTJS['core'][0]})")
+    index.write_text(text.replace(CORE_IMPORT, CORE_IMPORT_RELATIVE))
+
+
 @dataclass
 class Site:
     folder: Path
@@ -125,6 +174,7 @@ def build_site(model="default", out="nafnet-web", tile: int = 256, npm_dir: str 
     from ..io.files import check_writable
     from ..litert.convert import check_size, export
     from ..models.checkpoint import resolve_checkpoint
+    from ..restore.restorer import cached_export
 
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -134,7 +184,9 @@ def build_site(model="default", out="nafnet-web", tile: int = 256, npm_dir: str 
             f"{out} is not empty and is not a site written by this command (no {SITE_MARKER}): choose a new or "
             "empty folder"
         )
-    for inside in (out / "litert", *(out / "litert" / name for name in LITERTJS), *(out / n for n in SITE_FILES)):
+    models = [out / f"{stem}{ext}" for stem in ("model_fp32", "model_webgpu") for ext in (".tflite", ".json")]
+    writes = (out / "litert", *(out / "litert" / name for name in LITERTJS), *(out / n for n in SITE_FILES), *models)
+    for inside in (*writes, out / SITE_MARKER, out / "litert" / "LICENSE"):
         if inside.is_symlink():
             raise WebError(f"{inside} is a symbolic link: refusing to replace what it points to")
     check_writable(out)
@@ -143,11 +195,18 @@ def build_site(model="default", out="nafnet-web", tile: int = 256, npm_dir: str 
     tarballs = {name: npm_tarball(name, Path(npm_dir) if npm_dir else None) for name in LITERTJS}
     out.mkdir(parents=True, exist_ok=True)
     (out / SITE_MARKER).write_text("written by nafnet-litert web: this folder is replaced by the next `web -o`\n")
-    export(ckpt, out / "model_fp32.tflite", tile, "fp32")
-    export(ckpt, out / "model_webgpu.tflite", tile, "fp16")
+    for precision, name in (("fp32", "model_fp32.tflite"), ("fp16", "model_webgpu.tflite")):
+        if ckpt.sha256:  # the model cache that deblur uses: exported once per checkpoint, tile size and install
+            cached = cached_export(ckpt, (tile, tile), precision)
+            shutil.copyfile(cached, out / name)
+            sidecar = json.loads(cached.with_suffix(".json").read_text())
+            (out / name).with_suffix(".json").write_text(json.dumps({**sidecar, "model": name}, indent=2) + "\n")
+        else:  # random:, stress: have no identity to cache by
+            export(ckpt, out / name, tile, precision)
     for name, data in tarballs.items():
         shutil.rmtree(out / "litert" / name, ignore_errors=True)
         _unpack(data, out / "litert" / name)
+    _relative_core_import(out / "litert" / "core")
     assets = resources.files("nafnet_litert") / "assets" / "web"
     for name in SITE_FILES:
         (out / name).write_bytes((assets / name).read_bytes())
@@ -186,8 +245,44 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
         self.send_error(404)
         return None
 
+    def send_head(self):
+        """Only well-formed paths (else 400), and only files whose real path is inside the site (else 404): a
+        symbolic link in the site that points out of it is never followed."""
+        if not well_formed_path(self.path):
+            self.send_error(400, "malformed request path")
+            return None
+        path = self.translate_path(self.path)
+        if os.path.isdir(path) and self.path.split("?", 1)[0].split("#", 1)[0].endswith("/"):
+            path = os.path.join(path, "index.html")  # what the base class serves for a folder
+        if not inside_folder(path, self.directory):
+            self.send_error(404)
+            return None
+        return super().send_head()
+
     def log_message(self, format, *args) -> None:  # quiet: the CLI prints one line per start
         pass
+
+
+_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def well_formed_path(target: str) -> bool:
+    """An HTTP request target that a static site can answer: an absolute path, every ``%`` followed by two hex
+    digits, UTF-8 once decoded, and no control characters (NUL included)."""
+    path = target.split("?", 1)[0].split("#", 1)[0]
+    if not path.startswith("/") or _PERCENT.search(target):
+        return False
+    try:
+        decoded = urllib.parse.unquote(path, errors="strict")
+    except UnicodeDecodeError:
+        return False
+    return not any(ord(ch) < 32 or ord(ch) == 127 for ch in decoded)
+
+
+def inside_folder(path: str | Path, folder: str | Path) -> bool:
+    """Whether ``path``'s real path (every symbolic link resolved) is ``folder``'s or inside it."""
+    real, root = os.path.realpath(path), os.path.realpath(folder)
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 
 class SiteServer(http.server.ThreadingHTTPServer):
