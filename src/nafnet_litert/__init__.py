@@ -68,7 +68,7 @@ _RESULTS = {
 #: Every error the package raises (all in :mod:`nafnet_litert.errors`; ``NafnetLitertError`` is their base).
 _ERRORS = (
     "NafnetLitertError", "CheckpointError", "ExportError", "ModelFileError", "AuditFailed", "GpuUnavailable",
-    "ProfileError", "DataError", "TrainError", "DatasetError", "EvalError", "ImageError", "OutputError",
+    "ProfileError", "DataError", "TrainError", "DatasetError", "EvalError", "ImageError", "OutputError", "WebError",
 )  # fmt: skip
 
 

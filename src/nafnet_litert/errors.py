@@ -59,6 +59,10 @@ class OutputError(NafnetLitertError):
     """An output cannot be written where it was asked for."""
 
 
+class WebError(NafnetLitertError):
+    """The browser site cannot be built or served as asked."""
+
+
 def describe(e: BaseException) -> str:
     """One line for any exception: the package's own message; "disk full" for ENOSPC (with the file when known);
     an OSError's reason and file; otherwise the exception's type and first line. Never a traceback."""

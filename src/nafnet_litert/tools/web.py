@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from ..errors import NafnetLitertError
+from ..errors import WebError
 
 #: npm package -> (version, integrity as the npm registry publishes it). Bump both together.
 LITERTJS = {
@@ -68,10 +68,6 @@ CORE_IMPORT = 'from "@litertjs/wasm-utils"'
 CORE_IMPORT_RELATIVE = 'from "../../wasm-utils/dist/index.js"'
 #: How long ``npm pack`` may take for one tarball (the core one is 10 MB).
 NPM_TIMEOUT_S = 600
-
-
-class WebError(NafnetLitertError):
-    """The site cannot be built or served as asked."""
 
 
 def _integrity(data: bytes) -> str:
