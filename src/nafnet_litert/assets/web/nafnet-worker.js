@@ -306,7 +306,19 @@ async function openStore(source, keep, store) {
   return s;
 }
 
-const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
+/** Yield to this worker's event loop (so that a 'cancel' message gets in) for one task: a message to itself, not a
+ *  timer, which browsers clamp to 4 ms once nested. */
+const yieldChannel = new MessageChannel();
+let wake = null;
+yieldChannel.port1.onmessage = () => {
+  const resolve = wake;
+  wake = null;
+  if (resolve) resolve();
+};
+const nextTask = () => new Promise((resolve) => {
+  wake = resolve;
+  yieldChannel.port2.postMessage(0);
+});
 
 /** Run the model on one tile and call `use(data)` with its float32 output (NCHW) before the tensors are freed. */
 async function runTile(input, tile, use) {

@@ -86,7 +86,7 @@ function isFallbackAdapter(adapter) {
 }
 
 /** Which backend `auto` means in this browser, and why: {backend: 'webgpu' | 'wasm', reason}. A fallback
- *  (software) WebGPU adapter is far slower than WASM (about 30x per tile on a 2-core machine): it is not chosen. */
+ *  (software) WebGPU adapter is far slower than WASM (20-30x per tile on a 2-core machine): it is not chosen. */
 export async function chooseBackend() {
   if (!('gpu' in navigator)) return {backend: 'wasm', reason: 'this browser has no WebGPU'};
   let adapter = null;
