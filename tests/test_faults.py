@@ -163,6 +163,24 @@ def test_disk_full_while_training_keeps_the_previous_checkpoint(tmp_path):
         assert sorted(p.name for p in disk.iterdir()) == ["ballast", "fit.safetensors"]
 
 
+def test_disk_full_while_building_the_web_site_keeps_the_previous_site(tmp_path, small_checkpoint_file):
+    """The site is built beside the folder and swapped in by renames: a full disk half way leaves the old site."""
+    from nafnet_litert.tools.web import SITE_MARKER
+
+    with tiny_disk(tmp_path / "disk", 1024) as disk:
+        site = disk / "site"
+        site.mkdir()
+        old = {SITE_MARKER: "an older site\n", "index.html": "<p>the previous page</p>"}
+        for name, text in old.items():
+            (site / name).write_text(text)
+        _fill(disk, 256 << 10)  # the two small models fit, LiteRT.js (several MB) does not
+        r = _run("web", small_checkpoint_file, "-o", site, "--tile", "64")
+        assert r.returncode == 2, r.stderr
+        assert "disk full" in _one_line(r.stderr)
+        assert {p.name: p.read_text() for p in site.iterdir()} == old
+        assert sorted(p.name for p in disk.iterdir()) == ["ballast", "site"]  # nothing staged is left
+
+
 def test_disk_full_while_writing_a_video_keeps_the_previous_output(tmp_path, small_exports):
     clip = make_clip(tmp_path / "clip.mp4", 2)
     with tiny_disk(tmp_path / "disk", 128) as disk:

@@ -30,6 +30,7 @@ request path with 400.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import http.server
 import io
@@ -168,9 +169,8 @@ def build_site(model="default", out="nafnet-web", tile: int = 256, npm_dir: str 
     """Export ``model`` (anything ``convert`` accepts) as a ``tile``-px tile model in fp32 (WASM) and fp16 weights
     (WebGPU), and write the site around it into ``out`` (created; an existing site there is replaced)."""
     from ..io.files import check_writable
-    from ..litert.convert import check_size, export
+    from ..litert.convert import check_size
     from ..models.checkpoint import resolve_checkpoint
-    from ..restore.restorer import cached_export
 
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -189,23 +189,33 @@ def build_site(model="default", out="nafnet-web", tile: int = 256, npm_dir: str 
     ckpt = resolve_checkpoint(model)
     check_size((tile, tile), ckpt.config.padder_size)
     tarballs = {name: npm_tarball(name, Path(npm_dir) if npm_dir else None) for name in LITERTJS}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / SITE_MARKER).write_text("written by nafnet-litert web: this folder is replaced by the next `web -o`\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _staged_folder(out) as stage:  # the whole site is written beside ``out``, then swapped in
+        _write_site(stage, ckpt, tile, tarballs)
+    files = {p.relative_to(out).as_posix(): p.stat().st_size for p in out.glob("*") if p.is_file()}
+    return Site(out, files, tile)
+
+
+def _write_site(stage: Path, ckpt, tile: int, tarballs: dict) -> None:
+    from ..litert.convert import export
+    from ..restore.restorer import cached_export
+
+    (stage / SITE_MARKER).write_text("written by nafnet-litert web: this folder is replaced by the next `web -o`\n")
     for precision, name in (("fp32", "model_fp32.tflite"), ("fp16", "model_webgpu.tflite")):
         if ckpt.sha256:  # the model cache that deblur uses: exported once per checkpoint, tile size and install
             cached = cached_export(ckpt, (tile, tile), precision)
-            shutil.copyfile(cached, out / name)
+            shutil.copyfile(cached, stage / name)
             sidecar = json.loads(cached.with_suffix(".json").read_text())
-            (out / name).with_suffix(".json").write_text(json.dumps({**sidecar, "model": name}, indent=2) + "\n")
+            (stage / name).with_suffix(".json").write_text(json.dumps({**sidecar, "model": name}, indent=2) + "\n")
         else:  # random:, stress: have no identity to cache by
-            export(ckpt, out / name, tile, precision)
+            export(ckpt, stage / name, tile, precision)
     for name, data in tarballs.items():
-        shutil.rmtree(out / "litert" / name, ignore_errors=True)
-        _unpack(data, out / "litert" / name)
-    _relative_core_import(out / "litert" / "core")
+        shutil.rmtree(stage / "litert" / name, ignore_errors=True)
+        _unpack(data, stage / "litert" / name)
+    _relative_core_import(stage / "litert" / "core")
     assets = resources.files("nafnet_litert") / "assets" / "web"
     for name in SITE_FILES:
-        (out / name).write_bytes((assets / name).read_bytes())
+        (stage / name).write_bytes((assets / name).read_bytes())
     licence = Path("/usr/share/common-licenses/Apache-2.0")
     notice = (
         "LiteRT.js (@litertjs/core and @litertjs/wasm-utils "
@@ -213,9 +223,45 @@ def build_site(model="default", out="nafnet-web", tile: int = 256, npm_dir: str 
         "(https://www.apache.org/licenses/LICENSE-2.0), as its package.json and file headers state.\n\n"
     )
     text = notice + (licence.read_text() if licence.is_file() else "")
-    (out / "litert" / "LICENSE").write_text(text)
-    files = {p.relative_to(out).as_posix(): p.stat().st_size for p in out.glob("*") if p.is_file()}
-    return Site(out, files, tile)
+    (stage / "litert" / "LICENSE").write_text(text)
+
+
+@contextlib.contextmanager
+def _staged_folder(out: Path):
+    """Yield an empty private folder beside ``out``; when the block succeeds its files become ``out``'s (an old site
+    there is moved aside and removed: renames only, so a full disk cannot strike half way), when it fails it is
+    removed and ``out`` is left exactly as it was: a full disk during a build never costs the previous site.
+    ``out`` itself (its permissions, a mount point, a shell's working folder) is kept."""
+    import errno
+
+    stage = aside = None
+    try:
+        stage = Path(tempfile.mkdtemp(prefix=f".{out.resolve().name}.", dir=out.resolve().parent))
+        aside = Path(tempfile.mkdtemp(prefix=stage.name + ".old.", dir=stage.parent))
+        yield stage
+        out.mkdir(exist_ok=True)
+        moved = []
+        try:
+            for child in list(out.iterdir()):
+                os.rename(child, aside / child.name)
+                moved.append(child.name)
+            for child in list(stage.iterdir()):
+                os.rename(child, out / child.name)
+        except OSError:
+            for child in list(out.iterdir()):  # undo: the old site back as it was
+                if child.name not in moved:
+                    shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+            for name in moved:
+                os.rename(aside / name, out / name)
+            raise
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise WebError(f"disk full writing the site into {out}: the previous site is unchanged") from None
+        raise
+    finally:
+        for folder in (stage, aside):
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 class SiteHandler(http.server.SimpleHTTPRequestHandler):
