@@ -117,3 +117,22 @@ def exported_w32(tmp_path_factory, w32_checkpoint):
 
 def pytest_report_header(config):
     return f"shared data: {SHARED_DATA if SHARED_DATA.is_dir() else 'absent'}; threads: {os.cpu_count()}"
+
+
+@pytest.fixture(scope="session")
+def fp16_vulkan():
+    """LiteRT's GPU accelerator on a Vulkan device with real fp16 kernels (Mesa lavapipe): skipped without one,
+    a failure in CI, which must run the GPU tests."""
+    from nafnet_litert.litert import GpuUnavailable, ensure_vulkan_icd
+
+    try:
+        setup = ensure_vulkan_icd()
+    except GpuUnavailable as e:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the GPU tests: {e}")
+        pytest.skip(str(e))
+    if not setup.fp16_expected:
+        msg = f"the Vulkan device here ({setup.kind}) has no shaderFloat16: bash scripts/install_lavapipe.sh"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)

@@ -11,7 +11,6 @@ different network that happens to pass.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -203,23 +202,6 @@ def test_the_rank_rule_names_itself_only_when_it_fails(built):
 
 
 # ------------------------------------------------------------------------------------------------ fp16 (GPU)
-@pytest.fixture(scope="module")
-def fp16_vulkan():
-    from nafnet_litert.litert import GpuUnavailable, ensure_vulkan_icd
-
-    try:
-        setup = ensure_vulkan_icd()
-    except GpuUnavailable as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the GPU tests: {e}")
-        pytest.skip(str(e))
-    if not setup.fp16_expected:
-        msg = f"the Vulkan device here ({setup.kind}) has no shaderFloat16: bash scripts/install_lavapipe.sh"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NUMERIC)
 def test_fp16_fixture_is_caught_by_the_gpu_and_fp16_checks_and_its_control_passes(built, name, fp16_vulkan, capsys):

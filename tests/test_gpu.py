@@ -16,24 +16,13 @@ import pytest
 import torch
 
 from nafnet_litert.verify.audit import GPU_FP16_THRESHOLDS, audit
-from nafnet_litert.litert import GpuUnavailable, ensure_vulkan_icd
 
 from tests.conftest import skimage_photo
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _fp16_vulkan():
-    try:
-        setup = ensure_vulkan_icd()
-    except GpuUnavailable as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the GPU tests: {e}")
-        pytest.skip(str(e))
-    if not setup.fp16_expected:
-        msg = f"the Vulkan device here ({setup.kind}) has no shaderFloat16: bash scripts/install_lavapipe.sh"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+def _fp16_everywhere_here(fp16_vulkan):
+    """Every test here needs LiteRT's GPU accelerator with real fp16 kernels (the shared fixture in conftest)."""
 
 
 def test_gpu_models_leave_the_environment_as_they_found_it(small_exports):
