@@ -88,7 +88,8 @@ def test_killing_a_worker_mid_run_loses_nothing(tmp_path, small_checkpoint_file,
     import time
 
     import ray
-    from ray._private.state import actors  # Ray's actor table (GCS): what `ray list actors` shows, no dashboard
+    # Ray's actor table (GCS): what `ray list actors` shows, without the dashboard that ray.util.state needs
+    from ray._private.state import actors  # noqa: PLC2701
 
     ckpt = small_checkpoint_file
     src = tmp_path / "in"

@@ -457,7 +457,7 @@ def test_a_token_auth_refusal_names_ray_auth_mode():
     pytest.importorskip("ray")
     from ray.exceptions import AuthenticationError
 
-    from nafnet_litert.restore.cluster import _connect_failure
+    from nafnet_litert.restore.cluster import connect_failure
 
     try:
         try:
@@ -465,11 +465,11 @@ def test_a_token_auth_refusal_names_ray_auth_mode():
         except RuntimeError as inner:
             raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.5:6379") from inner
     except ConnectionError as e:
-        line = _connect_failure("10.0.0.5:6379", e)
+        line = connect_failure("10.0.0.5:6379", e)
     assert "RAY_AUTH_MODE=token" in line and "10.0.0.5:6379" in line and "\n" not in line
-    line = _connect_failure("h:1", AuthenticationError("Token authentication is enabled but no token was found"))
+    line = connect_failure("h:1", AuthenticationError("Token authentication is enabled but no token was found"))
     assert "RAY_AUTH_MODE=token" in line
-    plain = _connect_failure("h:1", ConnectionError("Failed to connect"))
+    plain = connect_failure("h:1", ConnectionError("Failed to connect"))
     assert "RAY_AUTH_MODE" not in plain and "h:1" in plain
 
 

@@ -120,3 +120,46 @@ def test_version_needs_no_heavy_import():
             "print(sorted(m for m in ('torch', 'PIL', 'ai_edge_litert') if m in sys.modules))")  # fmt: skip
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip().endswith("[]"), r.stdout
+
+
+def private_imports(path: Path, pkg: str) -> list[str]:
+    """``from <a package module> import _name`` (or ``import ... as`` of a private module) in one file: a reach-in
+    past another module's public surface. Names of the form ``__x__`` are not private."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:
+            base = pkg.split(".")[: len(pkg.split(".")) - (node.level - 1)]
+            target = ".".join(base + ([node.module] if node.module else []))
+        else:
+            target = node.module or ""
+        if not (target == "nafnet_litert" or target.startswith("nafnet_litert.")):
+            continue
+        parts = target.split(".")
+        for a in node.names:
+            private = [p for p in [*parts, a.name] if p.startswith("_") and not p.startswith("__")]
+            if private:
+                found.append(f"{path.name}:{node.lineno} imports {a.name} from {target}")
+    return found
+
+
+def test_planted_private_import_is_found(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text("from .batch import _reason, write_outputs\nfrom nafnet_litert.io._x import y\nfrom os import _exit\n")
+    assert private_imports(f, "nafnet_litert.restore") == [
+        "m.py:1 imports _reason from nafnet_litert.restore.batch",
+        "m.py:2 imports y from nafnet_litert.io._x",
+    ]
+
+
+def test_no_private_name_is_imported_across_modules():
+    """Package modules and tests use each other's public names only (a private helper another module needs is
+    made public, with a docstring, in its owner)."""
+    mods = _modules()
+    found = []
+    for name, (path, is_pkg) in sorted(mods.items()):
+        found += private_imports(path, name if is_pkg else name.rsplit(".", 1)[0])
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        found += private_imports(path, "tests")
+    assert found == [], "\n".join(found)

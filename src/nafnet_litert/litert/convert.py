@@ -170,7 +170,7 @@ def _converter_output_captured():
         return
     sink = io.StringIO()
     with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-        from litert_torch import _config
+        from litert_torch import _config  # noqa: PLC2701 - the progress switch has no public setter
 
         old = _config.config.show_progress
         _config.config.show_progress = False

@@ -72,7 +72,7 @@ def _connect_errors(address: str, ray):
     try:
         yield
     except (ConnectionError, ValueError, RuntimeError, ray.exceptions.RayError) as e:
-        raise NafnetLitertError(_connect_failure(address, e)) from None
+        raise NafnetLitertError(connect_failure(address, e)) from None
 
 
 @contextlib.contextmanager
@@ -159,7 +159,7 @@ def _not_the_thread_notice(record: logging.LogRecord) -> bool:
     return "SIGTERM handler is not set" not in record.getMessage()
 
 
-def _connect_failure(address: str, e: BaseException) -> str:
+def connect_failure(address: str, e: BaseException) -> str:
     """One line for a failed ``ray.init``: the token-authentication fix where that is the cause (Ray wraps it, and
     its message, in a generic "Failed to connect"), else the deepest cause's last line."""
     chain, seen = [], set()

@@ -88,8 +88,9 @@ def register_litert() -> None:
         if _registered:
             return
         from litert_converter.mlir import ir
-        from litert_torch._convert.fx_passes.optimize_layout_transposes_pass import layout_rewrite
-        from litert_torch.backend.experimental.torch_tfl._lowerings import _ir_operation
+        # litert-torch's extension points for custom lowerings are not public API yet (pinned to 0.10.x)
+        from litert_torch._convert.fx_passes.optimize_layout_transposes_pass import layout_rewrite  # noqa: PLC2701
+        from litert_torch.backend.experimental.torch_tfl._lowerings import _ir_operation  # noqa: PLC2701
         from litert_torch.backend.lowerings import registry
         from litert_torch.backend.lowerings import utils as lowering_utils
 
