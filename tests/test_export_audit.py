@@ -22,7 +22,8 @@ PHOTOS = ["astronaut.png", "chelsea.png", "coffee.png"]
 
 
 @pytest.mark.slow
-def test_w32_graph_is_gpu_clean_and_complete(exported_w32):
+def test_w32_graph_is_gpu_clean_and_complete(exported_w32, snapshot):
+    measured = {}
     for precision, res in exported_w32.items():
         st = static_audit(res.model_path)
         s = st.summary()
@@ -37,6 +38,7 @@ def test_w32_graph_is_gpu_clean_and_complete(exported_w32):
         # lean graph: LayerNorm means are 1x1 convs; the two single-axis pooling means remain per block
         assert hist["MEAN"] == 36 * 2 and hist["RSQRT"] == 36 * 2
         assert s["node_count_without_dequantize"] <= 1100  # the seed: 2179; our earlier non-lean graph: 1605
+        measured[precision] = {"op_histogram": hist, "nodes": s["node_count_without_dequantize"]}
         # each upsampler in the seed's zero-stuff form: resize, grid mask, PAD, 2x2 conv, crop; no DEPTH_TO_SPACE
         assert hist["RESIZE_NEAREST_NEIGHBOR"] == 4 and hist["PAD"] == 4 and hist["SLICE"] == 4 * 2
         reads = st.forms_check().data["nearest_resizes"]
@@ -47,9 +49,10 @@ def test_w32_graph_is_gpu_clean_and_complete(exported_w32):
         assert st.precision == precision
         assert s["io"]["inputs"][0]["shape"] == [1, 3, 256, 256]
         assert s["signatures"][0]["inputs"] == ["image"] and s["signatures"][0]["outputs"] == ["restored"]
+    assert measured == snapshot  # the graphs' exact op counts (pytest --snapshot-update after a converter upgrade)
 
 
-def test_lean_export_is_smaller_and_as_exact(tmp_path, small_checkpoint, small_exports):
+def test_lean_export_is_smaller_and_as_exact(tmp_path, small_checkpoint, small_exports, snapshot):
     photo = [skimage_photo("chelsea.png")]
     counts = {}
     n_blocks = sum(small_checkpoint.config.enc_blocks) + small_checkpoint.config.middle_blocks + sum(
@@ -80,14 +83,16 @@ def test_lean_export_is_smaller_and_as_exact(tmp_path, small_checkpoint, small_e
         if variant == "lean":  # gates from split convolutions: the only SLICEs are the upsamplers' crops (H, W)
             assert hist["DEPTHWISE_CONV_2D"] == 2 * n_blocks and hist["SLICE"] == 2 * n_ups
     assert counts["native"] < counts["lean"] < 0.8 * counts["deploy"], counts
+    assert counts == snapshot
 
 
 @pytest.mark.slow
-def test_w32_sizes(exported_w32):
+def test_w32_sizes(exported_w32, snapshot):
     fp16 = exported_w32["fp16"].model_path.stat().st_size
     fp32 = exported_w32["fp32"].model_path.stat().st_size
     assert 34.2e6 <= fp16 <= 36e6, fp16  # 2 bytes/parameter floor .. the target
     assert 68.4e6 <= fp32 <= 70e6, fp32
+    assert {"fp16": fp16, "fp32": fp32} == snapshot  # bytes
 
 
 @pytest.mark.slow
