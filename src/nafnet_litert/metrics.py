@@ -41,6 +41,7 @@ dependency already); the tests check them against direct sums and a torch Conv3d
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 
@@ -138,7 +139,8 @@ def ssim_standard(a_u8: np.ndarray, b_u8: np.ndarray, peak: float = 255.0) -> fl
         raise ValueError(f"ssim_standard expects H x W [x C] images, got shape {a.shape}")
     if min(a.shape[:2]) < _WIN:
         raise ValueError(f"ssim_standard needs images of at least {_WIN}x{_WIN}, got {a.shape[:2]}")
-    return float(structural_similarity(
+    mssim = structural_similarity(
         a, b, gaussian_weights=True, sigma=_SIGMA, use_sample_covariance=False, data_range=peak,
         channel_axis=-1 if a.ndim == 3 else None,
-    ))  # fmt: skip
+    )  # fmt: skip
+    return float(cast(float, mssim))  # without full= or gradient= it returns the mean SSIM alone, not a tuple

@@ -5,6 +5,12 @@ or LiteRT's GPU accelerator (:mod:`.runtime`, :mod:`.vulkan`). Nothing here impo
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the lazy names' types, for checkers and editors (never imported at run time here)
+    from .runtime import GpuUnavailable, LiteRTModel, ensure_vulkan_icd
+    from .vulkan import VulkanSetup, fp16_install_hint
+
 _LAZY = {
     "GpuUnavailable": "runtime",
     "LiteRTModel": "runtime",
@@ -22,4 +28,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = sorted(_LAZY)
+__all__ = ["GpuUnavailable", "LiteRTModel", "VulkanSetup", "ensure_vulkan_icd", "fp16_install_hint"]  # sorted(_LAZY)

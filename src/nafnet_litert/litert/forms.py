@@ -80,7 +80,10 @@ def resize_flags(g: Graph, node: int) -> tuple[bool, bool]:
     """(align_corners, half_pixel_centers) of a RESIZE_NEAREST_NEIGHBOR or RESIZE_BILINEAR node."""
     from ai_edge_litert import schema_py_generated as schema
 
-    op = schema.Model.GetRootAsModel(g.raw, 0).Subgraphs(0).Operators(node)
+    subgraph = schema.Model.GetRootAsModel(g.raw, 0).Subgraphs(0)
+    op = subgraph.Operators(node) if subgraph is not None else None
+    if op is None:
+        raise ValueError(f"the model has no operator {node} in its first subgraph")
     table = op.BuiltinOptions()
     if table is None:
         return False, False
@@ -192,7 +195,7 @@ def perturb_nearest(model: bytes) -> tuple[bytes, int]:
     from ai_edge_litert.tools import flatbuffer_utils
 
     obj = flatbuffer_utils.read_model_from_bytearray(bytearray(model))
-    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in obj.operatorCodes]
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in obj.operatorCodes or []]
     changed = 0
     for sg in obj.subgraphs or []:
         for op in sg.operators or []:
@@ -203,7 +206,8 @@ def perturb_nearest(model: bytes) -> tuple[bytes, int]:
             op.builtinOptionsType = schema.BuiltinOptions.ResizeNearestNeighborOptions
             op.builtinOptions = opts
             changed += 1
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(obj)), changed
+    # flatbuffer_utils' Packable protocol misdeclares InitFromObj (named parameter, None result), so no ModelT fits
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(obj)), changed  # pyright: ignore[reportArgumentType]
 
 
 

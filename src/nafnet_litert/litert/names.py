@@ -46,4 +46,5 @@ def compact_tensor_names(model: bytes) -> bytes:
                 new = f"{new}#{i}"
             seen.add(new)
             t.name = new
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(obj))
+    # flatbuffer_utils' Packable protocol misdeclares InitFromObj (named parameter, None result), so no ModelT fits
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(obj))  # pyright: ignore[reportArgumentType]

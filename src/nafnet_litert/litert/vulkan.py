@@ -116,7 +116,10 @@ def mesa_version(library: str | Path) -> tuple[int, int, int] | None:
     """Mesa's version, read from the version string built into a Mesa driver (``b"Mesa 25.0.7-2~bpo12+1"``)."""
     try:
         with open(library, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-            found = [tuple(int(g or 0) for g in mt.groups()) for mt in _MESA_VERSION.finditer(m)]
+            found = [
+                (int(mt[1]), int(mt[2]), int(mt[3] or 0))  # the patch number is optional
+                for mt in _MESA_VERSION.finditer(m)
+            ]
     except (OSError, ValueError):
         return None
     return max(found) if found else None

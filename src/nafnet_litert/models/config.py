@@ -54,17 +54,22 @@ class NAFNetConfig:
         return f"{name} ({shape})" if name else shape
 
 
-_GOPRO = dict(enc_blocks=(1, 1, 1, 28), middle_blocks=1, dec_blocks=(1, 1, 1, 1))
-_SIDD = dict(enc_blocks=(2, 2, 4, 8), middle_blocks=12, dec_blocks=(2, 2, 2, 2))
+def _gopro(width: int) -> NAFNetConfig:
+    return NAFNetConfig(width=width, enc_blocks=(1, 1, 1, 28), middle_blocks=1, dec_blocks=(1, 1, 1, 1))
+
+
+def _sidd(width: int) -> NAFNetConfig:
+    return NAFNetConfig(width=width, enc_blocks=(2, 2, 4, 8), middle_blocks=12, dec_blocks=(2, 2, 2, 2))
+
 
 #: The official megvii releases, by the names their checkpoints carry. REDS-w64 shares GoPro's layout, so a
 #: state dict cannot tell them apart; detection reports the first name that matches.
 PRESETS: dict[str, NAFNetConfig] = {
-    "GoPro-width32": NAFNetConfig(width=32, **_GOPRO),
-    "GoPro-width64": NAFNetConfig(width=64, **_GOPRO),
-    "REDS-width64": NAFNetConfig(width=64, **_GOPRO),
-    "SIDD-width32": NAFNetConfig(width=32, **_SIDD),
-    "SIDD-width64": NAFNetConfig(width=64, **_SIDD),
+    "GoPro-width32": _gopro(32),
+    "GoPro-width64": _gopro(64),
+    "REDS-width64": _gopro(64),
+    "SIDD-width32": _sidd(32),
+    "SIDD-width64": _sidd(64),
 }
 
 

@@ -68,8 +68,9 @@ class NAFBlock(nn.Module):
         self.sg = SimpleGate()
         self.conv4 = nn.Conv2d(c, ffn, 1)
         self.conv5 = nn.Conv2d(ffn // 2, c, 1)
-        self.norm1 = LayerNorm2d(c)
-        self.norm2 = LayerNorm2d(c)
+        # typed as any module: the deploy rewrites swap in their own norms (ScaledLayerNorm2d, LeanLayerNorm)
+        self.norm1: nn.Module = LayerNorm2d(c)
+        self.norm2: nn.Module = LayerNorm2d(c)
         self.beta = nn.Parameter(torch.zeros(1, c, 1, 1))
         self.gamma = nn.Parameter(torch.zeros(1, c, 1, 1))
 

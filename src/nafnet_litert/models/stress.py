@@ -24,13 +24,16 @@ below it).
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..io.image import centre_crop
-from .reference import NAFNet
+from .reference import NAFNet, Upsample
 
 #: Trained GoPro-w32's bottleneck stream: |x| ~ 175 and a channel LayerNorm sum sum_c (x - mu)^2 of ~15M over
 #: 512 channels, i.e. a channel standard deviation of ~175 at the worst pixel. The stress target.
@@ -50,11 +53,11 @@ def stream_twin(model: NAFNet, k: float | list[float]) -> NAFNet:
     top = len(net.encoders)
     with torch.no_grad():
         net.intro.weight.mul_(ks[0])
-        net.intro.bias.mul_(ks[0])
-        for level, down in enumerate(net.downs):
+        _bias(net.intro).mul_(ks[0])
+        for level, down in enumerate(cast(Iterable[nn.Conv2d], net.downs)):
             down.weight.mul_(ks[level + 1] / ks[level])
-            down.bias.mul_(ks[level + 1])
-        for i, up in enumerate(net.ups):
+            _bias(down).mul_(ks[level + 1])
+        for i, up in enumerate(cast(Iterable[Upsample], net.ups)):
             up.conv.weight.mul_(ks[top - i - 1] / ks[top - i])
         for level, block in block_levels(net):
             block.beta.mul_(ks[level])
@@ -77,9 +80,9 @@ def per_level_max(model: NAFNet, photos, stat, block_outputs: bool = False) -> l
             peaks[level] = max(peaks[level], float(stat(t.detach())))
 
         if block_outputs:
-            handles.append(b.register_forward_hook(lambda m, i, o, g=grab: g(o)))
+            handles.append(b.register_forward_hook(_on_output(grab)))
         for norm in (b.norm1, b.norm2):
-            handles.append(norm.register_forward_pre_hook(lambda m, i, g=grab: g(i[0])))
+            handles.append(norm.register_forward_pre_hook(_on_input(grab)))
     try:
         with torch.no_grad():
             for x in [photos] if isinstance(photos, torch.Tensor) else photos:
@@ -88,6 +91,23 @@ def per_level_max(model: NAFNet, photos, stat, block_outputs: bool = False) -> l
         for h in handles:
             h.remove()
     return peaks
+
+
+def _on_input(grab: Callable[[torch.Tensor], None]) -> Callable[[nn.Module, tuple[Any, ...]], None]:
+    """A forward pre-hook that hands a module's first input to ``grab``."""
+    return lambda m, i: grab(i[0])
+
+
+def _on_output(grab: Callable[[torch.Tensor], None]) -> Callable[[nn.Module, tuple[Any, ...], Any], None]:
+    """A forward hook that hands a module's output to ``grab``."""
+    return lambda m, i, o: grab(o)
+
+
+def _bias(conv: nn.Conv2d) -> torch.Tensor:
+    """The bias of a convolution built with one (``intro`` and the downsamplers)."""
+    if conv.bias is None:
+        raise ValueError(f"expected a convolution with a bias, got {conv}")
+    return conv.bias
 
 
 def level_magnitudes(model: NAFNet, x: torch.Tensor) -> list[float]:

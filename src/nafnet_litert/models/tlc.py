@@ -33,7 +33,8 @@ exported (CUMSUM and replicate padding are not GPU-clean); the deploy form is
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -79,13 +80,18 @@ def block_levels(model: NAFNet) -> Iterator[tuple[int, NAFBlock]]:
     """Every NAFBlock of ``model`` with the level (0 = full resolution) it runs at."""
     n = len(model.encoders)
     for i, enc in enumerate(model.encoders):
-        for block in enc:
+        for block in _blocks(enc):
             yield i, block
-    for block in model.middle_blks:
+    for block in _blocks(model.middle_blks):
         yield n, block
     for j, dec in enumerate(model.decoders):
-        for block in dec:
+        for block in _blocks(dec):
             yield n - 1 - j, block
+
+
+def _blocks(stage: nn.Module) -> Iterator[NAFBlock]:
+    """The blocks of one encoder, decoder or middle stage (a Sequential of NAFBlocks)."""
+    return iter(cast(Iterable[NAFBlock], stage))
 
 
 def tlc_pool_is_global(kernel: tuple[int, int], h: int, w: int) -> bool:

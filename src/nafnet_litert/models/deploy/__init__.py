@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import cast
 
 from ..reference import LayerNorm2d, NAFNet, Upsample
 from ..tlc import block_levels
@@ -39,7 +40,7 @@ class DeployedNAFNet(NAFNet):
     @classmethod
     def copy_of(cls, model: NAFNet, level_scales: list[float], pool_scale: float) -> "DeployedNAFNet":
         """A deep copy of ``model`` (its modules and weights) typed as a deployed network with this plan."""
-        deploy = copy.deepcopy(model).eval()
+        deploy = cast(DeployedNAFNet, copy.deepcopy(model).eval())  # what it becomes on the next line
         deploy.__class__ = cls  # same state, same forward: only the type and the plan fields are added
         deploy.level_scales = list(level_scales)
         deploy.pool_scale = float(pool_scale)
@@ -77,6 +78,7 @@ def to_deploy(
     scales = level_scales(model, scale)
     deploy = DeployedNAFNet.copy_of(model, scales, pool_scale)
     for level, block in block_levels(deploy):
+        assert isinstance(block.norm1, LayerNorm2d) and isinstance(block.norm2, LayerNorm2d)
         block.norm1 = ScaledLayerNorm2d.from_reference(block.norm1, scales[level])
         block.norm2 = ScaledLayerNorm2d.from_reference(block.norm2, scales[level])
         block.sca[0] = SeparableGlobalMean(pool_scale)

@@ -33,6 +33,8 @@ Max abs difference to the deploy network in fp32 is at the level of rounding (~1
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
+from typing import cast
 
 import torch
 from torch import nn
@@ -50,13 +52,20 @@ def _conv(cin: int, cout: int, k: int = 1, groups: int = 1, bias: bool = True, *
     return nn.Conv2d(cin, cout, k, groups=groups, bias=bias, **kw)
 
 
+def _bias(conv: nn.Conv2d) -> torch.Tensor:
+    """The bias of a convolution built with one (every NAFNet conv but the upsamplers', and every ``_conv``)."""
+    if conv.bias is None:
+        raise ValueError(f"expected a convolution with a bias, got {conv}")
+    return conv.bias
+
+
 class ChannelMean(nn.Conv2d):
     """Mean over channels as a 1x1 convolution C -> 1 (weights 1/C), plus a constant (its bias)."""
 
     def __init__(self, channels: int, add: float = 0.0) -> None:
         super().__init__(channels, 1, 1, bias=True)
         self.weight.data.fill_(1.0 / channels)
-        self.bias.data.fill_(add)
+        _bias(self).data.fill_(add)
 
 
 class LeanLayerNorm(nn.Module):
@@ -88,7 +97,7 @@ def _split_rows(conv: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor, group
             half if groups else conv.in_channels, half, conv.kernel_size[0], groups=half if groups else 1,
             padding=conv.padding,
         )  # fmt: skip
-        c.weight.data, c.bias.data = weight[sl].clone(), bias[sl].clone()
+        c.weight.data, _bias(c).data = weight[sl].clone(), bias[sl].clone()
         parts.append(c)
     return parts[0], parts[1]
 
@@ -113,12 +122,12 @@ class LeanBlock(nn.Module):
         # depthwise conv with its second half (the gate's other factor) divided by P -> gate output is x/P
         f = torch.ones(dw)
         f[half:] = 1.0 / p
-        w2, b2 = blk.conv2.weight.detach() * f.view(-1, 1, 1, 1), blk.conv2.bias.detach() * f
+        w2, b2 = blk.conv2.weight.detach() * f.view(-1, 1, 1, 1), _bias(blk.conv2).detach() * f
         if native_ops:
             self.conv1 = _conv(c, dw)
-            self.conv1.weight.data, self.conv1.bias.data = w1, b1
+            self.conv1.weight.data, _bias(self.conv1).data = w1, b1
             self.conv2 = _conv(dw, dw, 3, groups=dw, padding=1)
-            self.conv2.weight.data, self.conv2.bias.data = w2, b2
+            self.conv2.weight.data, _bias(self.conv2).data = w2, b2
         else:
             self.conv1a, self.conv1b = _split_rows(blk.conv1, w1, b1)
             self.conv2a, self.conv2b = _split_rows(blk.conv2, w2, b2, groups=True)
@@ -129,23 +138,24 @@ class LeanBlock(nn.Module):
         elif isinstance(getattr(pool, "global_mean", None), SeparableGlobalMean):  # TLCBoxMean
             pool.global_mean = SeparableGlobalMean(1.0)
         self.pool = pool
+        attention = cast(nn.Conv2d, blk.sca[1])
         self.sca = _conv(half, half)
-        self.sca.weight.data = blk.sca[1].weight.detach() * p  # sca(x) = W mean(x) + b = (W P) mean(x/P) + b
-        self.sca.bias.data = blk.sca[1].bias.detach().clone()
+        self.sca.weight.data = attention.weight.detach() * p  # sca(x) = W mean(x) + b = (W P) mean(x/P) + b
+        _bias(self.sca).data = _bias(attention).detach().clone()
         # conv3 sees (x/P)*sca: times P back, times beta, divided by S for the stream -> W3 * beta * P / S
         beta = blk.beta.detach().view(-1)
         self.conv3 = _conv(half, c)
         self.conv3.weight.data = blk.conv3.weight.detach() * (beta * (p / s)).view(-1, 1, 1, 1)
-        self.conv3.bias.data = blk.conv3.bias.detach() * beta / s
+        _bias(self.conv3).data = _bias(blk.conv3).detach() * beta / s
         w4, b4 = _affine_into(blk.conv4, n2.weight.detach(), n2.bias.detach())
         ffn = w4.shape[0] // 2
         self.conv4a, self.conv4b = _conv(c, ffn), _conv(c, ffn)
-        self.conv4a.weight.data, self.conv4a.bias.data = w4[:ffn].clone(), b4[:ffn].clone()
-        self.conv4b.weight.data, self.conv4b.bias.data = w4[ffn:].clone(), b4[ffn:].clone()
+        self.conv4a.weight.data, _bias(self.conv4a).data = w4[:ffn].clone(), b4[:ffn].clone()
+        self.conv4b.weight.data, _bias(self.conv4b).data = w4[ffn:].clone(), b4[ffn:].clone()
         gamma = blk.gamma.detach().view(-1)
         self.conv5 = _conv(ffn, c)
         self.conv5.weight.data = blk.conv5.weight.detach() * (gamma / s).view(-1, 1, 1, 1)
-        self.conv5.bias.data = blk.conv5.bias.detach() * gamma / s
+        _bias(self.conv5).data = _bias(blk.conv5).detach() * gamma / s
 
     def forward(self, inp: torch.Tensor) -> torch.Tensor:
         n = self.norm1(inp)
@@ -192,12 +202,12 @@ def to_lean(deploy: DeployedNAFNet, native_ops: bool = False) -> DeployedNAFNet:
     top = len(lean.encoders)
     with torch.no_grad():
         lean.intro.weight.div_(scales[0])
-        lean.intro.bias.div_(scales[0])
+        _bias(lean.intro).div_(scales[0])
         lean.ending.weight.mul_(scales[0])
-        for level, down in enumerate(lean.downs):  # level -> level + 1
+        for level, down in enumerate(cast(Iterable[nn.Conv2d], lean.downs)):  # level -> level + 1
             down.weight.mul_(scales[level] / scales[level + 1])
-            down.bias.div_(scales[level + 1])
-        for i, up in enumerate(lean.ups):  # level top - i -> top - i - 1
+            _bias(down).div_(scales[level + 1])
+        for i, up in enumerate(cast(Iterable[ZeroStuffUpsample], lean.ups)):  # level top - i -> top - i - 1
             new = LeanUpsample(up) if native_ops else copy.deepcopy(up)
             new.conv.weight.mul_(scales[top - i] / scales[top - i - 1])
             lean.ups[i] = new
@@ -207,7 +217,7 @@ def to_lean(deploy: DeployedNAFNet, native_ops: bool = False) -> DeployedNAFNet:
 
 
 def _replace(net: NAFNet, old: nn.Module, new: nn.Module) -> None:
-    for seq in (*net.encoders, net.middle_blks, *net.decoders):
+    for seq in cast(Iterable[nn.Sequential], (*net.encoders, net.middle_blks, *net.decoders)):
         for i, blk in enumerate(seq):
             if blk is old:
                 seq[i] = new

@@ -21,6 +21,7 @@ bit-identical to ``conv + PixelShuffle``, as SPLIT is to ``chunk``.
 from __future__ import annotations
 
 import threading
+from typing import cast
 
 import numpy as np
 import torch
@@ -97,14 +98,17 @@ def register_litert() -> None:
         ops = torch.ops.nafnet_litert
 
         def i32(v: int):
-            return ir.IntegerAttr.get(ir.IntegerType.get_signless(32), int(v))
+            # the MLIR bindings are a compiled extension that ir.py star-imports, without stubs
+            return ir.IntegerAttr.get(ir.IntegerType.get_signless(32), int(v))  # pyright: ignore[reportAttributeAccessIssue]
 
         @layout_rewrite.rewriters.register(ops.channel_halves.default)
         def _halves_nhwc(node: torch.fx.Node) -> None:
             x, dim = node.args
-            node.args = (x, _NCHW_TO_NHWC_AXIS[dim % 4])
+            node.args = (x, _NCHW_TO_NHWC_AXIS[cast(int, dim) % 4])  # channel_halves(x, dim: int)
 
-        @registry.lower(ops.channel_halves.default)
+        # registry.lower annotates its argument Callable[[LoweringContext, ...], Any], which is not valid typing
+        # (pyright reads two parameters); lowerings take the op's arguments after the context
+        @registry.lower(ops.channel_halves.default)  # pyright: ignore[reportArgumentType]
         def _halves_lowering(lctx, x, dim: int):
             axis = lowering_utils.numpy_array_constant(np.array(dim, dtype=np.int32))
             types = lowering_utils.node_meta_to_ir_types(lctx.node)
@@ -114,7 +118,7 @@ def register_litert() -> None:
         def _d2s_nhwc(node: torch.fx.Node) -> None:
             node.target = ops.depth_to_space_nhwc.default
 
-        @registry.lower(ops.depth_to_space_nhwc.default)
+        @registry.lower(ops.depth_to_space_nhwc.default)  # pyright: ignore[reportArgumentType]
         def _d2s_lowering(lctx, x, block: int):
             types = lowering_utils.node_meta_to_ir_types(lctx.node)
             return _ir_operation("tfl.depth_to_space", results=types, operands=[x], attributes={"block_size": i32(block)})

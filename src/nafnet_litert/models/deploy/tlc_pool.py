@@ -77,6 +77,7 @@ def _box_mean(x: torch.Tensor, k: int, dim: int) -> torch.Tensor:
         if len(bits) > 1:
             term = term * ((1 << b) / k)
         out = term if out is None else out + term
+    assert out is not None  # k >= 2 here, so it has at least one set bit
     return out
 
 
