@@ -35,7 +35,7 @@ def test_package_and_litert_runtime_import_without_torch_or_touching_the_environ
     code = (
         "import os; env = dict(os.environ);"
         "import sys, nafnet_litert, nafnet_litert.litert.runtime, nafnet_litert.litert.graph, nafnet_litert.litert.device_ops,"
-        " nafnet_litert.io.image, nafnet_litert.restore.restorer, nafnet_litert.metrics;"
+        " nafnet_litert.io.image, nafnet_litert.restore.restorer, nafnet_litert.litert.cache, nafnet_litert.metrics;"
         "bad = [m for m in ('torch', 'litert_torch') if m in sys.modules] + [k for k in set(env) ^ set(os.environ)];"
         "print(bad); sys.exit(1 if bad or env != dict(os.environ) else 0)"
     )
@@ -143,7 +143,7 @@ def test_restorer_export_cache_is_keyed_by_versions_and_temp_models_are_cleaned(
     import numpy as np
 
     from nafnet_litert.models.checkpoint import random_checkpoint, save_safetensors
-    from nafnet_litert.restore import export_key
+    from nafnet_litert.litert.cache import export_key
 
     from tests.conftest import SMALL
 
