@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import NafnetLitertError, describe
-from ..facts import VIDEO_OUT_SUFFIXES, VIDEO_SUFFIXES
+from ..facts import DEFAULT_MAX_PIXELS, PHOTO_SUFFIXES, VIDEO_OUT_SUFFIXES, VIDEO_SUFFIXES
 from ..io.files import check_writable, is_hidden
-from ..io.image import DEFAULT_MAX_PIXELS, PHOTO_SUFFIXES, read_photo, side_by_side, write_photo
+from ..io.image import read_photo, side_by_side, write_photo
 from ..photo import Photo
 from .restorer import RestoreOptions, Restorer
 
