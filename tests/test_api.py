@@ -35,7 +35,7 @@ def test_package_and_litert_runtime_import_without_torch_or_touching_the_environ
     code = (
         "import os; env = dict(os.environ);"
         "import sys, nafnet_litert, nafnet_litert.litert.runtime, nafnet_litert.litert.graph, nafnet_litert.litert.device_ops,"
-        " nafnet_litert.io.image, nafnet_litert.restore.restorer, nafnet_litert.metrics;"
+        " nafnet_litert.io.image, nafnet_litert.restore.restorer, nafnet_litert.litert.cache, nafnet_litert.metrics;"
         "bad = [m for m in ('torch', 'litert_torch') if m in sys.modules] + [k for k in set(env) ^ set(os.environ)];"
         "print(bad); sys.exit(1 if bad or env != dict(os.environ) else 0)"
     )
@@ -139,11 +139,41 @@ def test_restorer_options_are_validated(options, message):
         nl.Restorer("default", tiles=3)
 
 
+def test_deblur_takes_restore_options_whole_and_refuses_loose_ones(tmp_path):
+    """``nl.deblur(..., options=RestoreOptions(...))`` runs the network those options make (the pixels of a
+    :class:`Restorer` built from the same options); option names outside ``options`` are a TypeError."""
+    import numpy as np
+    from PIL import Image
+
+    from nafnet_litert.models.checkpoint import random_checkpoint, save_safetensors
+
+    from tests.conftest import SMALL
+
+    ckpt = tmp_path / "small.safetensors"
+    save_safetensors(random_checkpoint(SMALL, seed=3, scale=0.3).state_dict, ckpt)
+    img = np.random.default_rng(2).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    Image.fromarray(img).save(tmp_path / "in.png")
+    options = nl.RestoreOptions(backend="torch", tile=32, overlap=8)
+    stats = nl.deblur(tmp_path / "in.png", tmp_path / "out.png", model=str(ckpt), options=options, compare=True)
+    assert stats.images == 1 and (tmp_path / "out_compare.png").is_file()
+    with nl.Restorer(str(ckpt), options) as restorer:
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "out.png")), restorer(img))
+    with pytest.raises(TypeError, match="tile"):
+        nl.deblur(tmp_path / "in.png", tmp_path / "b.png", model=str(ckpt), tile=32)
+    with pytest.raises(TypeError, match="tiles"):
+        nl.RestoreOptions(tiles=32)
+    with pytest.raises(TypeError, match="RestoreOptions"):
+        nl.deblur(tmp_path / "in.png", tmp_path / "c.png", model=str(ckpt), options={"tile": 32})
+    with pytest.raises(TypeError, match="not both"):
+        nl.Restorer(str(ckpt), options, tile=32)
+    assert not (tmp_path / "b.png").exists() and not (tmp_path / "c.png").exists()
+
+
 def test_restorer_export_cache_is_keyed_by_versions_and_temp_models_are_cleaned(tmp_path, monkeypatch):
     import numpy as np
 
     from nafnet_litert.models.checkpoint import random_checkpoint, save_safetensors
-    from nafnet_litert.restore import export_key
+    from nafnet_litert.litert.cache import export_key
 
     from tests.conftest import SMALL
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from nafnet_litert.models.checkpoint import random_checkpoint
-from nafnet_litert.io.image import to_nchw
+from nafnet_litert.restore.pixels import to_nchw
 from nafnet_litert.models import PRESETS
 from nafnet_litert.models.deploy import ScaledLayerNorm2d, SeparableGlobalMean, ZeroStuffUpsample, to_deploy
 from nafnet_litert.models.reference import LayerNorm2d, Upsample

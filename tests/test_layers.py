@@ -70,9 +70,10 @@ def test_cycle_finder_finds_a_planted_cycle():
     assert _cycles({"a": {"b"}, "b": set()}) == []
 
 
-#: Bottom to top. ``errors``, ``facts`` and ``threads`` are the base; ``metrics`` (numpy image metrics) sits on ``io``.
+#: Bottom to top. ``errors``, ``facts``, ``threads`` and ``photo`` (the in-memory photo and its pixel rules, which
+#: ``io``, ``metrics`` and ``restore`` share) are the base; ``metrics`` (numpy image metrics) sits on ``io``.
 LAYERS = [
-    ("errors", "facts", "jsonsafe", "threads"),
+    ("errors", "facts", "jsonsafe", "photo", "threads"),
     ("io", "metrics"),
     ("models",),
     ("litert",),

@@ -204,7 +204,7 @@ def clips(draw):
                                                                  HealthCheck.function_scoped_fixture])  # fmt: skip
 @given(clip=clips())
 def test_every_video_keeps_its_frames_timing_size_and_audio(tmp_path_factory, small_restorer, clip):
-    from nafnet_litert.io.video import deblur_video
+    from nafnet_litert.restore.video import deblur_video
 
     d = tmp_path_factory.mktemp("clip")
     src = make_video(d / f"in{clip['suffix']}", clip["size"], clip["rate"], 0.6, clip["vfr"], clip["audio"],
@@ -227,7 +227,7 @@ def test_every_video_keeps_its_frames_timing_size_and_audio(tmp_path_factory, sm
                                                                 HealthCheck.function_scoped_fixture])  # fmt: skip
 @given(cut=st.floats(0.25, 0.8), audio=st.booleans())
 def test_a_cut_video_is_damaged_and_writes_nothing(tmp_path_factory, small_restorer, cut, audio):
-    from nafnet_litert.io.video import deblur_video
+    from nafnet_litert.restore.video import deblur_video
 
     d = tmp_path_factory.mktemp("cut")
     src = make_video(d / "in.mp4", (32, 24), 30, 1.0, False, "aac" if audio else None, 0)

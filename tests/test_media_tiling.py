@@ -44,7 +44,7 @@ def test_exif_orientation_matches_pillow(tmp_path, orientation):
 def test_16bit_rgb_round_trip_is_lossless(tmp_path, suffix):
     rng = np.random.default_rng(0)
     a = rng.integers(0, 65536, (33, 47, 3), dtype=np.uint16)
-    from nafnet_litert.io.image import Photo
+    from nafnet_litert.photo import Photo
 
     p = tmp_path / f"x{suffix}"
     write_photo(Photo(a), p)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from nafnet_litert.io.image import Photo, read_photo, write_photo
+from nafnet_litert.io.image import read_photo, write_photo
+from nafnet_litert.photo import Photo
 
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 

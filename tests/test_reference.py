@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nafnet_litert.models.checkpoint import random_checkpoint
-from nafnet_litert.io.image import to_nchw
+from nafnet_litert.restore.pixels import to_nchw
 from nafnet_litert.models import PRESETS, NAFNet, NAFNetConfig
 from nafnet_litert.tools.spandrel_graph import spandrel_nafnet  # spandrel's own NAFNet file, from its wheel
 

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from nafnet_litert.verify.audit import static_audit
 from nafnet_litert.models.checkpoint import random_checkpoint
-from nafnet_litert.io.image import to_nchw
+from nafnet_litert.restore.pixels import to_nchw
 from nafnet_litert.models import PRESETS
 from nafnet_litert.models.deploy import SeparableGlobalMean, to_deploy
 from nafnet_litert.models.deploy.tlc_pool import TLCBoxMean, to_tlc_deploy

@@ -687,7 +687,7 @@ def test_web_and_serve_errors_are_one_line(tmp_path, capsys, monkeypatch):
 def test_tile_positions_in_javascript_equal_pythons(tmp_path):
     """nafnet.js's positions(), windows, their sums (the blend's normaliser) and 8-bit conversion, run by Node.js,
     equal restore/tiling.py's and io/image.py's (ties rounded half to even)."""
-    from nafnet_litert.io.image import from_float
+    from nafnet_litert.photo import from_float
     from nafnet_litert.restore.tiling import positions, ramp_window
 
     node = shutil.which("node")

@@ -5,6 +5,7 @@ The public surface, in one screen::
     import nafnet_litert as nl
 
     nl.deblur("photo.jpg", "sharp.jpg")       # a photo, folder or video; 16-bit, gray, alpha, EXIF/ICC kept
+    nl.deblur("in/", "out/", options=nl.RestoreOptions(tile=128, gpu=True), compare=True)
 
     with nl.Restorer("default") as restore:   # LiteRT, 256 px tiles; full_frame=True, backend="torch", gpu=True, ...
         sharp = restore(blurry)                # numpy (uint8/uint16/float, gray/RGB/RGBA) or PIL: same type back
@@ -20,6 +21,10 @@ Everything else lives in the subpackages. Importing this package is light: PyTor
 from __future__ import annotations
 
 from importlib import metadata as _metadata
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+
+if _TYPE_CHECKING:  # for the annotations only: the facade imports nothing heavy until used
+    from .restore.restorer import RestoreOptions
 
 try:
     __version__ = _metadata.version("nafnet-litert")
@@ -51,13 +56,19 @@ def audit(model, reference=None, images=None, **options):
     return _audit(model, load(reference) if isinstance(reference, str) else reference, images, **options)
 
 
-def deblur(src, dst, *, model="default", **options):
+def deblur(
+    src, dst, *, model="default", options: RestoreOptions | None = None, compare: bool = False,
+    skip_existing: bool = False, progress: bool = False,
+):
     """Deblur a photo, a folder of photos (mirrored tree) or a video into ``dst`` at full resolution
-    (:func:`nafnet_litert.restore.batch.deblur`: ``compare``, ``skip_existing``, ``progress`` and every
-    :class:`Restorer` option). Returns the run's statistics (images, tiles, seconds)."""
+    (:func:`nafnet_litert.restore.batch.deblur`). ``options``: how the network runs, e.g.
+    ``RestoreOptions(tile=128, gpu=True)`` (default: the CLI's defaults); ``compare`` also writes NAME_compare
+    (before | after), ``skip_existing`` skips inputs whose output exists, ``progress`` shows a progress bar.
+    Returns the run's statistics (images, tiles, seconds)."""
     from .restore.batch import deblur as _deblur
 
-    return _deblur(src, dst, model=model, **options)
+    return _deblur(src, dst, model=model, options=options, compare=compare, skip_existing=skip_existing,
+                   progress=progress)  # fmt: skip
 
 
 #: Result types, by the module that makes them (imported on first use, like everything heavy here).
@@ -85,7 +96,11 @@ def __getattr__(name: str):
         from .restore import restorer
 
         return getattr(restorer, name)
-    if name in ("read_image", "write_image", "load_image", "save_image", "Photo"):
+    if name == "Photo":
+        from .photo import Photo
+
+        return Photo
+    if name in ("read_image", "write_image", "load_image", "save_image"):
         from .io import image
 
         return getattr(image, {"read_image": "read_photo", "write_image": "write_photo"}.get(name, name))

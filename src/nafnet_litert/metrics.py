@@ -45,7 +45,7 @@ from typing import cast
 
 import numpy as np
 
-from .io.image import from_float
+from .photo import from_float
 
 __all__ = ["to_uint8", "psnr", "ssim_basicsr3d", "ssim_standard", "gaussian_kernel"]
 
@@ -56,7 +56,7 @@ _WIN, _SIGMA = 11, 1.5
 def to_uint8(img: np.ndarray) -> np.ndarray:
     """Float image in [0, 1] (any shape, typically H x W x C) -> uint8, as BasicSR's ``tensor2img``:
     float32, clamp to [0, 1], ``* 255``, round half-to-even, cast.  NaN becomes 0.  (The package's one
-    float -> integer rule, :func:`nafnet_litert.io.image.from_float`.)"""
+    float -> integer rule, :func:`nafnet_litert.photo.from_float`.)"""
     a = np.asarray(img)
     if not np.issubdtype(a.dtype, np.floating):
         raise TypeError(f"to_uint8 expects a float image in [0, 1], got dtype {a.dtype}")

@@ -19,10 +19,12 @@ def add_restore_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=2)
 
 
-def restore_options(args: argparse.Namespace) -> dict:
-    """The :class:`~nafnet_litert.restore.Restorer` options of a deblur/eval command line (shared, so the two
+def restore_options(args: argparse.Namespace):
+    """The :class:`~nafnet_litert.restore.RestoreOptions` of a deblur/eval command line (shared, so the two
     commands run the same network for the same flags)."""
-    return dict(
+    from ..restore.restorer import RestoreOptions
+
+    return RestoreOptions(
         backend=args.backend, gpu=getattr(args, "gpu", False), tile=args.tile, overlap=args.overlap,
         full_frame=args.full_frame, tlc=args.tlc, precision=args.precision, threads=args.threads,
     )  # fmt: skip

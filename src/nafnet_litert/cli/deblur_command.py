@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.workers is not None and (args.workers < 1 or not args.ray):
         raise NafnetLitertError("--workers is a positive number of Ray workers and goes with --ray")
-    with Restorer(args.model, **restore_options(args)) as restorer:
+    with Restorer(args.model, restore_options(args)) as restorer:
         if args.ray:
             from ..restore.cluster import connect, remove_orphans, run_jobs_on_ray
 

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         raise NafnetLitertError(f"--save folder does not exist: {save}")
     if save is not None:
         check_writable(save, "--save folder")
-    with Restorer(args.model, **restore_options(args)) as restore:
+    with Restorer(args.model, restore_options(args)) as restore:
         result = evaluate(restore, pairs, progress=not args.quiet, save=save)
     backend = "litert" if str(args.model).endswith(".tflite") else args.backend
     stem = args.name

@@ -1,14 +1,10 @@
-"""Image files <-> arrays: the one reader and the one writer of the package (deblur, eval, training data, audit
-inputs and the demo all go through here).
+"""Image files <-> :class:`~nafnet_litert.photo.Photo`: the one reader and the one writer of the package (deblur,
+eval, training data, audit inputs and the demo all go through here). The pixel rules (float <-> integer, gray) and
+the :class:`Photo` type itself live one floor lower, in :mod:`nafnet_litert.photo`.
 
 * **Bit depth is kept and decides the scale.** 8-bit files give uint8, 16-bit PNG/TIFF give uint16 (pypng and
   tifffile read what Pillow would cut to 8 bits); floats are ``value / 255`` or ``value / 65535`` by the file's
   depth, never by its pixel values, so a dark 16-bit image stays dark. Output is written at the photo's depth.
-* **One float <-> integer rule** (:func:`to_float`, :func:`from_float`): divide by the dtype's peak; back by
-  clamping to [0, 1], multiplying by the peak in float32 and rounding half to even (BasicSR's ``tensor2img`` for
-  uint8). NaN becomes 0.
-* **One gray rule** (:func:`to_gray`): ITU-R BT.601 luma (Pillow's ``L``). A gray photo is shown to an RGB model
-  as three equal channels and the result is turned back into gray with the same rule.
 * Alpha is carried through untouched.
 * EXIF orientation is applied on reading; EXIF (with orientation reset) and the ICC profile are kept on writing
   where Pillow can (JPEG, PNG, WebP, 8-bit TIFF).
@@ -17,7 +13,6 @@ inputs and the demo all go through here).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,85 +20,10 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import ImageError
 from ..facts import DEFAULT_MAX_PIXELS, PHOTO_SUFFIXES
+from ..photo import Photo, from_float, photo_to_array, split_alpha, to_float
 from .files import atomic_path
 
 _ORIENTATION = 0x0112
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
-_PEAK = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
-
-
-def to_float(a: np.ndarray) -> np.ndarray:
-    """uint8 / uint16 -> float32 in [0, 1] (divided by 255 / 65535); a float array is returned as float32."""
-    a = np.asarray(a)
-    if a.dtype.kind == "f":
-        return a.astype(np.float32, copy=False)
-    if a.dtype not in _PEAK:
-        raise ImageError(f"images must be uint8, uint16 or float, got {a.dtype}")
-    return a.astype(np.float32) / np.float32(_PEAK[a.dtype])
-
-
-def from_float(a: np.ndarray, dtype=np.uint8) -> np.ndarray:
-    """float -> uint8 / uint16: NaN to 0, clamp to [0, 1], x peak in float32, round half to even. A float dtype
-    only casts (no clamping)."""
-    dtype = np.dtype(dtype)
-    a = np.asarray(a)
-    if dtype.kind == "f":
-        return a.astype(dtype)
-    if dtype not in _PEAK:
-        raise ImageError(f"images must be uint8, uint16 or float, got {dtype}")
-    a = np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-    return np.round(np.clip(a, np.float32(0), np.float32(1)) * np.float32(_PEAK[dtype])).astype(dtype)
-
-
-def to_gray(rgb: np.ndarray) -> np.ndarray:
-    """H x W x 3 -> H x W x 1 by BT.601 luma, in the input's dtype (integers rounded)."""
-    a = np.asarray(rgb)
-    g = a.astype(np.float32) @ _LUMA[:, None]
-    return g if a.dtype.kind == "f" else np.round(g).clip(0, np.iinfo(a.dtype).max).astype(a.dtype)
-
-
-@dataclass
-class Photo:
-    """``color``: H x W x C (C = 1 or 3), uint8 or uint16; ``alpha``: H x W of the same dtype, or None."""
-
-    color: np.ndarray
-    alpha: np.ndarray | None = None
-    icc: bytes | None = None
-    exif: bytes | None = None
-    extra: dict = field(default_factory=dict)
-    #: What the reader had to decide that the user should hear about (e.g. "page 1 of 3 used").
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def gray(self) -> bool:
-        return self.color.shape[2] == 1
-
-    @property
-    def bits(self) -> int:
-        return 16 if self.color.dtype == np.uint16 else 8
-
-    def rgb_float(self) -> np.ndarray:
-        """float32 H x W x 3 in [0, 1] for the model (gray replicated)."""
-        return to_float(self.rgb())
-
-    def rgb(self) -> np.ndarray:
-        """H x W x 3 in the photo's own dtype (gray replicated)."""
-        return np.repeat(self.color, 3, axis=2) if self.gray else self.color
-
-    def float(self, channels: int = 3) -> np.ndarray:
-        """float32 H x W x ``channels`` (1 or 3) in [0, 1], alpha dropped, by the package's gray rule."""
-        if channels == 1:
-            return to_float(self.color if self.gray else to_gray(self.color))
-        return self.rgb_float()
-
-    def with_color(self, rgb: np.ndarray) -> "Photo":
-        """A copy whose colour is ``rgb`` (H x W x 3, float in [0, 1] or the native dtype) in this photo's depth
-        and mode; alpha, ICC and EXIF are kept."""
-        a = np.asarray(rgb)
-        if self.gray and a.shape[2] == 3:
-            a = to_gray(np.clip(a, 0, 1) if a.dtype.kind == "f" else a)  # clamped first, as integer results are
-        a = from_float(a, self.color.dtype) if a.dtype.kind == "f" else a.astype(self.color.dtype)
-        return Photo(a, self.alpha, self.icc, self.exif, dict(self.extra))
 
 
 def _readable_exif(im: Image.Image, notes: list[str]) -> Image.Exif:
@@ -154,14 +74,6 @@ def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
     if orientation == 8:
         return a.swapaxes(0, 1)[::-1]
     return a
-
-
-def _split(a: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    if a.ndim == 2:
-        return a[:, :, None], None
-    if a.shape[2] in (2, 4):
-        return a[:, :, :-1], a[:, :, -1]
-    return a, None
 
 
 #: EXIF/TIFF tags that describe a photo (kept on writing); layout tags (strips, compression, predictor, sample
@@ -219,7 +131,7 @@ def read_photo(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, IndexError, KeyError, TypeError, EOFError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ImageError(f"{path.name}: not a readable image ({msg})") from None
-    color, alpha = _split(np.ascontiguousarray(arr))
+    color, alpha = split_alpha(np.ascontiguousarray(arr))
     if color.shape[2] not in (1, 3):
         raise ImageError(f"{path.name}: {color.shape[2]} colour channels (only gray and RGB are supported)")
     return Photo(np.ascontiguousarray(color), alpha, icc, exif_bytes, {"format": path.suffix.lower()}, notes)
@@ -427,85 +339,3 @@ def save_image(arr: np.ndarray, path: str | Path, bits: int = 8) -> None:
         a = a[:, :, None]
     write_photo(Photo(from_float(a, np.uint16 if bits == 16 else np.uint8)), path)
 
-
-def photo_from_array(a: np.ndarray) -> Photo:
-    """H x W (gray), H x W x 1|2|3|4 (gray, gray+alpha, RGB, RGBA) in uint8, uint16 or float -> :class:`Photo`
-    (a float array keeps its dtype: it is only a container here)."""
-    a = np.asarray(a)
-    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 2, 3, 4)):
-        raise ImageError(f"an image must be H x W or H x W x 1..4, got shape {a.shape}")
-    if a.dtype.kind != "f" and a.dtype not in _PEAK:
-        raise ImageError(f"images must be uint8, uint16 or float, got {a.dtype}")
-    color, alpha = _split(a)
-    return Photo(np.ascontiguousarray(color), alpha)
-
-
-def photo_to_array(photo: Photo, gray_2d: bool = False) -> np.ndarray:
-    """The inverse of :func:`photo_from_array`: H x W x C (colour, then alpha), or H x W for gray with
-    ``gray_2d``."""
-    a = photo.color if photo.alpha is None else np.concatenate([photo.color, photo.alpha[:, :, None]], axis=2)
-    return a[:, :, 0] if gray_2d and a.shape[2] == 1 else a
-
-
-_PIL_MODES = {"L", "LA", "RGB", "RGBA", "I;16"}
-
-
-def photo_from_pil(im: Image.Image) -> Photo:
-    """A Pillow image in mode L, LA, RGB, RGBA or I;16 -> :class:`Photo` (other modes: converted to RGB(A))."""
-    if im.mode not in _PIL_MODES:
-        im = im.convert("RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB")
-    a = np.asarray(im)
-    if im.mode == "I;16":
-        a = a.astype(np.uint16)
-    photo = photo_from_array(a)
-    photo.icc = im.info.get("icc_profile")
-    return photo
-
-
-def photo_to_pil(photo: Photo) -> Image.Image:
-    """A :class:`Photo` -> a Pillow image: L, LA, RGB or RGBA for 8 bits, I;16 for 16-bit gray."""
-    im = Image.fromarray(photo_to_array(photo, gray_2d=True))  # a 2-D uint16 array is mode I;16
-    if photo.icc:
-        im.info["icc_profile"] = photo.icc
-    return im
-
-
-def centre_crop(a: np.ndarray, height: int, width: int) -> np.ndarray:
-    """The centre ``height`` x ``width`` of an H x W [x C] array (a view; each side at most the array's own)."""
-    h, w = a.shape[:2]
-    ch, cw = min(height, h), min(width, w)
-    y, x = (h - ch) // 2, (w - cw) // 2
-    return a[y : y + ch, x : x + cw]
-
-
-def fit_to_size(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Centre crop float H x W x C to ``size`` (H, W); an image smaller than that is first enlarged (bicubic)."""
-    h, w = img.shape[:2]
-    th, tw = size
-    if h < th or w < tw:
-        f = max(th / h, tw / w)
-        nh, nw = max(th, round(h * f)), max(tw, round(w * f))
-        chans = [
-            np.asarray(Image.fromarray(img[:, :, c]).resize((nw, nh), Image.BICUBIC), np.float32)
-            for c in range(img.shape[2])
-        ]
-        img = np.clip(np.stack(chans, axis=2), 0, 1)
-        h, w = nh, nw
-    return np.ascontiguousarray(centre_crop(img, th, tw))
-
-
-def pad_to_multiple(img: np.ndarray, multiple: int) -> np.ndarray:
-    """Zero-pad H x W x C at the bottom/right to multiples of ``multiple``, as the reference NAFNet does."""
-    h, w = img.shape[:2]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    return np.pad(img, ((0, ph), (0, pw), (0, 0))) if ph or pw else img
-
-
-def to_nchw(img: np.ndarray) -> np.ndarray:
-    """float H x W x C -> float32 [1, C, H, W]."""
-    return np.ascontiguousarray(img.transpose(2, 0, 1)[None], dtype=np.float32)
-
-
-def from_nchw(x: np.ndarray) -> np.ndarray:
-    """[1, C, H, W] -> H x W x C."""
-    return np.ascontiguousarray(np.asarray(x)[0].transpose(1, 2, 0))

@@ -112,21 +112,23 @@ def read_video(src: Path) -> tuple[Iterator[tuple[np.ndarray, int | None]], Vide
     """(iterator of (upright H x W x 3 uint8 frame, timestamp in ``info.time_base`` units or None), info) of
     ``src``, every frame as stored (no frame is duplicated or dropped to reach a constant rate). A stream that stops
     decoding part way raises a one-line "damaged" error naming the frame."""
-    container = _open_input(src)
-    try:
-        info = _info(container, src)
-    except BaseException:
-        container.close()
-        raise
+    info = probe(src)
+    return _decoded(src, lambda frame: (_upright(frame), frame.pts)), info
+
+
+def _decoded(src: Path, each) -> Iterator:
+    """``each(frame)`` for every frame of ``src``'s video stream, in order (the file is opened now and closed when
+    the iterator ends); a frame that does not decode raises the one-line "damaged" error naming it."""
     av = _av()
+    container = _open_input(src)
 
     def frames():
         n = 0
         try:
             for frame in container.decode(video=0):
-                image = _upright(frame)
+                item = each(frame)
                 n += 1
-                yield image, frame.pts
+                yield item
         except av.FFmpegError as e:
             raise NafnetLitertError(
                 f"{src.name}: damaged video: frame {n + 1} does not decode ({_why(e)}); nothing was written"
@@ -134,7 +136,7 @@ def read_video(src: Path) -> tuple[Iterator[tuple[np.ndarray, int | None]], Vide
         finally:
             container.close()
 
-    return frames(), _upright_info(info, src)
+    return frames()
 
 
 def _upright_info(info: VideoInfo, src: Path) -> VideoInfo:
@@ -154,19 +156,7 @@ def _upright_info(info: VideoInfo, src: Path) -> VideoInfo:
 
 def frame_times(src: Path) -> list[int | None]:
     """The timestamp of every frame :func:`read_video` yields, in order, decoding without converting pixels."""
-    av = _av()
-    container = _open_input(src)
-    times: list[int | None] = []
-    try:
-        for frame in container.decode(video=0):
-            times.append(frame.pts)
-    except av.FFmpegError as e:
-        raise NafnetLitertError(
-            f"{src.name}: damaged video: frame {len(times) + 1} does not decode ({_why(e)}); nothing was written"
-        ) from None
-    finally:
-        container.close()
-    return times
+    return list(_decoded(src, lambda frame: frame.pts))
 
 
 def source_metadata(src: Path) -> dict[str, str]:
@@ -345,27 +335,6 @@ def _write_failed(dst: Path, tmp: Path, why: str) -> NafnetLitertError:
     if disk_nearly_full(tmp):
         return NafnetLitertError(f"disk full writing {dst.name} ({why}); nothing was replaced")
     return NafnetLitertError(f"writing {dst.name} failed ({why}); nothing was replaced")
-
-
-def deblur_video(deb, src: Path, dst: Path, progress: bool = True) -> int:
-    """Deblur every frame of ``src`` into ``dst`` (H.264 with the source's frame times, audio kept).
-
-    Written to a temporary file and renamed when complete and verified. Returns the number of frames.
-    """
-    from tqdm import tqdm
-
-    frames, info = read_video(src)
-    expected = info.expected_frames
-    bar = tqdm(frames, total=expected or None, unit="frame", disable=not progress, desc=src.name, leave=False)
-    last: list[int | None] = [None]
-
-    def restored():
-        for image, pts in bar:
-            last[0] = pts if pts is not None else last[0]
-            yield deb.restore(image), pts  # uint8 in, uint8 out
-        check_complete(src, info, last[0])
-
-    return write_video(src, dst, info, restored())
 
 
 def check_complete(src: Path, info: VideoInfo, last_pts: int | None) -> None:

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..io.image import centre_crop
+from ..photo import centre_crop
 from .reference import NAFNet, Upsample
 
 #: Trained GoPro-w32's bottleneck stream: |x| ~ 175 and a channel LayerNorm sum sum_c (x - mu)^2 of ~15M over

@@ -1,14 +1,12 @@
-"""Images in, restored images out: the one :class:`Restorer` (:mod:`.restorer`), tiling (:mod:`.tiling`) and
-file/folder/video jobs (:mod:`.batch`). Loaded lazily: importing this package loads neither PyTorch nor LiteRT."""
+"""Images in, restored images out: the one :class:`Restorer` (:mod:`.restorer`), its pixel and tensor helpers
+(:mod:`.pixels`), tiling (:mod:`.tiling`), videos (:mod:`.video`) and file/folder/video jobs (:mod:`.batch`).
+Loaded lazily: importing this package loads neither PyTorch nor LiteRT."""
 
 from __future__ import annotations
 
 _LAZY = {
     "Restorer": "restorer",
     "RestoreOptions": "restorer",
-    "cache_dir": "restorer",
-    "cached_export": "restorer",
-    "export_key": "restorer",
     "deblur": "batch",
     "plan_jobs": "batch",
     "run_jobs": "batch",

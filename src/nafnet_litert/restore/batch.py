@@ -13,23 +13,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import NafnetLitertError, describe
-from ..facts import VIDEO_OUT_SUFFIXES, VIDEO_SUFFIXES
+from ..facts import DEFAULT_MAX_PIXELS, PHOTO_SUFFIXES, VIDEO_OUT_SUFFIXES, VIDEO_SUFFIXES
 from ..io.files import check_writable, is_hidden
-from ..io.image import DEFAULT_MAX_PIXELS, PHOTO_SUFFIXES, Photo, read_photo, side_by_side, write_photo
-from .restorer import Restorer
+from ..io.image import read_photo, side_by_side, write_photo
+from ..photo import Photo
+from .restorer import RestoreOptions, Restorer
 
 
 
 def deblur(
-    src, dst, *, model="default", compare: bool = False, skip_existing: bool = False, progress: bool = False,
-    **options,
+    src, dst, *, model="default", options: RestoreOptions | None = None, compare: bool = False,
+    skip_existing: bool = False, progress: bool = False,
 ) -> "RunStats":
     """Deblur ``src`` (a photo, a folder or a video) into ``dst`` (a file or folder): photos at their own size,
-    depth and mode, EXIF/ICC/alpha kept. ``options`` are :class:`~.restorer.RestoreOptions` fields."""
+    depth and mode, EXIF/ICC/alpha kept. ``options``: how the network runs (default: :class:`RestoreOptions`'s
+    defaults); ``compare``, ``skip_existing`` and ``progress``: what the run writes and shows."""
     jobs = plan_jobs(Path(src), Path(dst), compare, skip_existing)
     if not jobs:
         return RunStats()
-    with Restorer(model, **options) as restorer:
+    with Restorer(model, options) as restorer:
         return run_jobs(restorer, jobs, progress=progress)
 
 
@@ -210,7 +212,7 @@ def run_jobs(
         for item in writes:
             _finish_write(item, stats, failed)
     for job in videos:
-        from ..io.video import deblur_video
+        from .video import deblur_video
 
         try:
             job.dst.parent.mkdir(parents=True, exist_ok=True)  # a video found in a sub-folder

@@ -4,9 +4,9 @@
 always mean the same network and the same numbers:
 
 * ``backend="litert"`` (default): the checkpoint is exported to LiteRT once per input size and cached (see
-  :func:`cache_dir`). Images run in overlapping, smoothly blended tiles of ``tile`` px (:mod:`.tiling`);
-  ``full_frame=True`` runs the whole (padded) image at once with NAFNetLocal's TLC (``tlc=False``: the plain
-  network, as in the reference code). A ``.tflite`` file is used as it is: its size is the tile size (or the frame
+  :mod:`nafnet_litert.litert.cache`). Images run in overlapping, smoothly blended tiles of ``tile`` px
+  (:mod:`.tiling`); ``full_frame=True`` runs the whole (padded) image at once with NAFNetLocal's TLC
+  (``tlc=False``: the plain network, as in the reference code). A ``.tflite`` file is used as it is: its size is the tile size (or the frame
   size with ``full_frame``).
 * ``backend="torch"``: the PyTorch reference network, tiled the same way (tiles batched), or full frame.
 
@@ -18,8 +18,6 @@ clamped, so metrics can round them exactly as BasicSR does.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,103 +27,19 @@ import numpy as np
 
 from ..errors import NafnetLitertError
 from ..facts import BACKENDS, DEFAULT_OVERLAP, DEFAULT_TILE, PRECISIONS
-from ..io.image import (
-    Photo,
-    from_float,
-    from_nchw,
-    pad_to_multiple,
-    photo_from_array,
-    photo_from_pil,
-    photo_to_array,
-    photo_to_pil,
-    to_float,
-    to_nchw,
+from ..litert.cache import (
+    GRAY_MODEL,
+    cache_dir,
+    cached_export,
+    cached_model_name,
+    check_image_model,
+    export_key,
+    intact,
 )
+from ..photo import Photo, from_float, photo_from_array, photo_to_array, to_float
 from ..threads import torch_threads
+from .pixels import from_nchw, pad_to_multiple, photo_from_pil, photo_to_pil, to_nchw
 from .tiling import count_tiles, tiled_restore
-
-
-
-def export_key() -> str:
-    """What makes an export of one checkpoint differ between installs: the graph recipe and the versions of this
-    package, litert-torch and ai-edge-litert. Part of every cached model's name, so an upgrade never reuses an older
-    graph."""
-    from ..litert.convert import EXPORT_RECIPE, library_versions
-
-    v = library_versions()
-    text = "|".join([EXPORT_RECIPE] + [v.get(k, "") for k in ("nafnet-litert", "litert-torch", "ai-edge-litert")])
-    return hashlib.sha256(text.encode()).hexdigest()[:10]
-
-
-def cache_dir(writable: bool = True) -> Path:
-    """Where restorers keep the models they export: ``$NAFNET_LITERT_CACHE``, default ``~/.cache/nafnet-litert``.
-    A model's name holds the checkpoint's hash, the size, precision, TLC and :func:`export_key`. ``writable=False``:
-    only where it is, for reading (a read-only cache that holds the model is usable)."""
-    from ..io.files import check_writable
-
-    d = Path(os.environ.get("NAFNET_LITERT_CACHE") or Path.home() / ".cache" / "nafnet-litert")
-    if not writable:
-        return d
-    try:
-        d.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise NafnetLitertError(f"cannot create the model cache {d} ({e.strerror}); set NAFNET_LITERT_CACHE") from None
-    check_writable(d, "model cache (set NAFNET_LITERT_CACHE to move it)")
-    return d
-
-
-def cached_model_name(ckpt, size: tuple[int, int], precision: str, tlc: bool = False) -> str:
-    """The model cache's name for ``ckpt`` (a checkpoint with a file hash) exported at ``size`` and ``precision``."""
-    return f"{ckpt.sha256[:16]}_{size[0]}x{size[1]}_{precision}{'_tlc' if tlc else ''}_{export_key()}.tflite"
-
-
-def cached_export(ckpt, size: tuple[int, int], precision: str, tlc: bool = False) -> Path:
-    """``ckpt`` (a checkpoint with a file hash) exported at ``size`` and ``precision``, through the model cache: an
-    intact cached copy is used (also from a read-only cache), else it is exported into the cache (again when the
-    cached copy is damaged). Returns the cached ``.tflite`` (its sidecar ``.json`` beside it)."""
-    from ..litert.convert import export
-
-    name = cached_model_name(ckpt, size, precision, tlc)
-    path = cache_dir(writable=False) / name
-    if not _intact(path):
-        path = cache_dir() / name
-        if not _intact(path):  # missing, or damaged (a crash, a full disk, a hand edit): export it again
-            export(ckpt, path, size, precision, tlc=tlc)
-    return path
-
-
-def _intact(model: Path) -> bool:
-    """A cached model is used only when its sidecar's SHA-256 matches the file."""
-    import json
-
-    from ..models.checkpoint import sha256_file
-
-    try:
-        meta = json.loads(model.with_suffix(".json").read_text())
-        return model.is_file() and meta.get("model_sha256") == sha256_file(model)
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-_GRAY_MODEL = (
-    "{name}: a {c}-channel model; deblur restores RGB photos with 3-channel models only (gray photos are run as RGB "
-    "and converted back)"
-)
-
-
-def _check_image_model(path: Path) -> None:
-    """Before any work: a .tflite must be a 3-channel float32 image-to-image model (the audit's ``io`` check)."""
-    from ..litert.graph import read_graph
-    from ..litert.runtime import infer_io, read_sidecar
-    from ..litert.static_audit import io_contract
-
-    g = read_graph(path)
-    text, error = io_contract(g)
-    if error:
-        raise NafnetLitertError(f"{path.name}: not an image-to-image model ({error}; it has {text})")
-    channels = infer_io(g.tensors[g.inputs[0]].shape, read_sidecar(path)).channels
-    if channels != 3:
-        raise NafnetLitertError(_GRAY_MODEL.format(name=path.name, c=channels))
 
 
 @dataclass(frozen=True)
@@ -160,18 +74,23 @@ class RestoreOptions:
 
 
 class Restorer:
-    """``Restorer(model="default", **options)``; ``model`` is ``default``, a checkpoint path, ``random:PRESET``,
-    ``stress:SPEC``, a loaded checkpoint (:func:`nafnet_litert.load`) or a ``.tflite`` file; ``options`` are the
-    fields of :class:`RestoreOptions`. Call it on an image; use it as a context manager (or :meth:`close`) to
+    """``Restorer(model="default", **fields)`` or ``Restorer(model, RestoreOptions(...))``; ``model`` is
+    ``default``, a checkpoint path, ``random:PRESET``, ``stress:SPEC``, a loaded checkpoint
+    (:func:`nafnet_litert.load`) or a ``.tflite`` file; ``fields`` are the fields of :class:`RestoreOptions` (or
+    give the options whole, as the CLI does). Call it on an image; use it as a context manager (or :meth:`close`) to
     release the compiled models and any temporary folder."""
 
-    def __init__(self, model="default", **options) -> None:
+    def __init__(self, model="default", options: RestoreOptions | None = None, **fields) -> None:
         from ..models.checkpoint import Checkpoint, resolve_checkpoint
 
-        unknown = set(options) - {f.name for f in dataclasses.fields(RestoreOptions)}
+        if options is not None and not isinstance(options, RestoreOptions):
+            raise TypeError(f"options must be a RestoreOptions, got {type(options).__name__}")
+        if options is not None and fields:
+            raise TypeError("give a Restorer its options as a RestoreOptions or as keywords, not both")
+        unknown = set(fields) - {f.name for f in dataclasses.fields(RestoreOptions)}
         if unknown:
             raise TypeError(f"unknown Restorer option(s): {', '.join(sorted(unknown))}")
-        self.options = opts = RestoreOptions(**options)
+        self.options = opts = options if options is not None else RestoreOptions(**fields)
         self.model = model
         self._tflite = isinstance(model, (str, Path)) and str(model).endswith(".tflite")
         if self._tflite and opts.backend == "torch":
@@ -180,14 +99,14 @@ class Restorer:
             )
         self.ckpt = model if isinstance(model, Checkpoint) else None if self._tflite else resolve_checkpoint(model)
         if self._tflite:
-            _check_image_model(Path(model))
+            check_image_model(Path(model))
         elif self.ckpt.config.img_channel != 3:
             name = self.ckpt.path.name if self.ckpt.path else self.ckpt.name
-            raise NafnetLitertError(_GRAY_MODEL.format(name=name, c=self.ckpt.config.img_channel))
+            raise NafnetLitertError(GRAY_MODEL.format(name=name, c=self.ckpt.config.img_channel))
         if not self._tflite and opts.backend == "litert" and self.ckpt.sha256 and not opts.full_frame:
             # a cache that cannot be written is found now, not after the first photo; a read-only cache that
             # already holds this tile model is fine
-            if not _intact(cache_dir(writable=False) / self._model_name((opts.tile, opts.tile))):
+            if not intact(cache_dir(writable=False) / self._model_name((opts.tile, opts.tile))):
                 cache_dir()
         self._lite: dict[tuple[int, int], object] = {}
         self._paths: dict[tuple[int, int], Path] = {}
@@ -258,7 +177,7 @@ class Restorer:
             if self._tmp is None:
                 self._tmp = tempfile.TemporaryDirectory(prefix="nafnet-litert-")
             path = Path(self._tmp.name) / self._model_name(size)
-            if not _intact(path):
+            if not intact(path):
                 export(self.ckpt, path, size, o.precision, tlc=tlc)
         m = LiteRTModel(path, "gpu" if o.gpu else "cpu", o.threads)
         self._lite[size] = m
@@ -326,7 +245,7 @@ class Restorer:
         return from_nchw(self._run_nchw(to_nchw(padded)))[:h, :w]
 
     def restore_photo(self, photo: Photo, progress: Callable[[int], None] | None = None) -> Photo:
-        """A :class:`~nafnet_litert.io.image.Photo` in its own depth and mode (alpha, ICC, EXIF kept)."""
+        """A :class:`~nafnet_litert.photo.Photo` in its own depth and mode (alpha, ICC, EXIF kept)."""
         return photo.with_color(self.restore(photo.rgb(), progress))
 
     def __call__(self, image, progress: Callable[[int], None] | None = None):

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from ..io.image import from_float, to_float
+from ..photo import from_float, to_float
 
 
 #: Restores a batch of tiles: float32 [N, C, t, t] -> float32 [N, C, t, t].

@@ -64,7 +64,8 @@ def run_demo(
     from ..models.checkpoint import resolve_checkpoint
     from ..litert.static_audit import static_audit
     from ..io.files import atomic_path, atomic_write_text
-    from ..io.image import Photo, read_photo, side_by_side, write_photo
+    from ..io.image import read_photo, side_by_side, write_photo
+    from ..photo import Photo
     from ..metrics import psnr, ssim_standard, to_uint8
     from ..restore import Restorer
 

@@ -109,7 +109,7 @@ def _npm_pack(name: str, version: str, dest: Path) -> Path:
 def npm_tarball(name: str, npm_dir: Path | None = None) -> bytes:
     """The pinned LiteRT.js tarball ``name``: from ``npm_dir`` (offline), else the cache, else ``npm pack`` (the
     user's npm client and configuration); always checked against the pinned integrity."""
-    from ..restore.restorer import cache_dir
+    from ..litert.cache import cache_dir
 
     version, integrity = LITERTJS[name]
     filename = f"litertjs-{name}-{version}.tgz"
@@ -198,7 +198,7 @@ def build_site(model="default", out="nafnet-web", tile: int = 256, npm_dir: str 
 
 def _write_site(stage: Path, ckpt, tile: int, tarballs: dict) -> None:
     from ..litert.convert import export
-    from ..restore.restorer import cached_export
+    from ..litert.cache import cached_export
 
     (stage / SITE_MARKER).write_text("written by nafnet-litert web: this folder is replaced by the next `web -o`\n")
     for precision, name in (("fp32", "model_fp32.tflite"), ("fp16", "model_webgpu.tflite")):

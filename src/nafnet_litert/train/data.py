@@ -22,10 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import DataError, ImageError
 from ..eval.dataset import find_pairs
 from ..facts import PHOTO_SUFFIXES
-from ..io.image import ImageError, centre_crop, from_float, read_photo, to_float
+from ..io.image import read_photo
+from ..photo import centre_crop, from_float, to_float
 from .blur import BlurSettings, blur_image
 
 #: (degraded, clean) folder names recognised as a pair

@@ -34,7 +34,7 @@ import torch
 
 from ..models.checkpoint import load_checkpoint, save_safetensors
 from ..io.files import atomic_path, check_writable, full_disk_as_enospc
-from ..io.image import centre_crop
+from ..photo import centre_crop
 from ..errors import TrainError
 from ..metrics import psnr, to_uint8
 from ..models.config import PRESETS, NAFNetConfig

@@ -169,7 +169,8 @@ def _run_backend(model_path, inputs: list[np.ndarray], accelerator: str, threads
 
 def load_inputs(model_path, images: list[str | Path]) -> list[np.ndarray]:
     """Each photo fitted to the model's input size (centre crop, or reflect-padded when smaller), NCHW float32."""
-    from ..io.image import fit_to_size, load_image, to_nchw
+    from ..io.image import load_image
+    from ..restore.pixels import fit_to_size, to_nchw
     from ..litert.runtime import infer_io, read_sidecar
 
     g = read_graph(model_path)

@@ -1,0 +1,97 @@
+"""The model cache: where exported LiteRT files are kept and found again, and the check that a ``.tflite`` is an
+image model deblur can run.
+
+It lives on the ``litert`` floor because it is about exported artifacts (their names, their sidecars, whether a
+copy is intact), not about restoring: :class:`~nafnet_litert.restore.Restorer` and the browser site both take
+models from here. Exporting (PyTorch) is imported only when a model is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from ..errors import NafnetLitertError
+
+
+def export_key() -> str:
+    """What makes an export of one checkpoint differ between installs: the graph recipe and the versions of this
+    package, litert-torch and ai-edge-litert. Part of every cached model's name, so an upgrade never reuses an older
+    graph."""
+    from .convert import EXPORT_RECIPE, library_versions
+
+    v = library_versions()
+    text = "|".join([EXPORT_RECIPE] + [v.get(k, "") for k in ("nafnet-litert", "litert-torch", "ai-edge-litert")])
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def cache_dir(writable: bool = True) -> Path:
+    """Where restorers keep the models they export: ``$NAFNET_LITERT_CACHE``, default ``~/.cache/nafnet-litert``.
+    A model's name holds the checkpoint's hash, the size, precision, TLC and :func:`export_key`. ``writable=False``:
+    only where it is, for reading (a read-only cache that holds the model is usable)."""
+    from ..io.files import check_writable
+
+    d = Path(os.environ.get("NAFNET_LITERT_CACHE") or Path.home() / ".cache" / "nafnet-litert")
+    if not writable:
+        return d
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise NafnetLitertError(f"cannot create the model cache {d} ({e.strerror}); set NAFNET_LITERT_CACHE") from None
+    check_writable(d, "model cache (set NAFNET_LITERT_CACHE to move it)")
+    return d
+
+
+def cached_model_name(ckpt, size: tuple[int, int], precision: str, tlc: bool = False) -> str:
+    """The model cache's name for ``ckpt`` (a checkpoint with a file hash) exported at ``size`` and ``precision``."""
+    return f"{ckpt.sha256[:16]}_{size[0]}x{size[1]}_{precision}{'_tlc' if tlc else ''}_{export_key()}.tflite"
+
+
+def cached_export(ckpt, size: tuple[int, int], precision: str, tlc: bool = False) -> Path:
+    """``ckpt`` (a checkpoint with a file hash) exported at ``size`` and ``precision``, through the model cache: an
+    intact cached copy is used (also from a read-only cache), else it is exported into the cache (again when the
+    cached copy is damaged). Returns the cached ``.tflite`` (its sidecar ``.json`` beside it)."""
+    from .convert import export
+
+    name = cached_model_name(ckpt, size, precision, tlc)
+    path = cache_dir(writable=False) / name
+    if not intact(path):
+        path = cache_dir() / name
+        if not intact(path):  # missing, or damaged (a crash, a full disk, a hand edit): export it again
+            export(ckpt, path, size, precision, tlc=tlc)
+    return path
+
+
+def intact(model: Path) -> bool:
+    """A cached model is used only when its sidecar's SHA-256 matches the file."""
+    import json
+
+    from ..models.checkpoint import sha256_file
+
+    try:
+        meta = json.loads(model.with_suffix(".json").read_text())
+        return model.is_file() and meta.get("model_sha256") == sha256_file(model)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+GRAY_MODEL = (
+    "{name}: a {c}-channel model; deblur restores RGB photos with 3-channel models only (gray photos are run as RGB "
+    "and converted back)"
+)
+
+
+def check_image_model(path: Path) -> None:
+    """Before any work: a .tflite must be a 3-channel float32 image-to-image model (the audit's ``io`` check)."""
+    from .graph import read_graph
+    from .runtime import infer_io, read_sidecar
+    from .static_audit import io_contract
+
+    g = read_graph(path)
+    text, error = io_contract(g)
+    if error:
+        raise NafnetLitertError(f"{path.name}: not an image-to-image model ({error}; it has {text})")
+    channels = infer_io(g.tensors[g.inputs[0]].shape, read_sidecar(path)).channels
+    if channels != 3:
+        raise NafnetLitertError(GRAY_MODEL.format(name=path.name, c=channels))
