@@ -14,7 +14,7 @@ from nafnet_litert.errors import NafnetLitertError
 from nafnet_litert.train import (
     TRAIN_CONFIGS,
     BlurSettings,
-    Pair,
+    LoadedPair,
     TrainingData,
     apply_kernel,
     blur_image,
@@ -99,7 +99,7 @@ def test_same_seed_same_batch_and_flips_apply_to_both():
     assert not torch.equal(b1, data.batch(np.random.default_rng([3, 1]), 4, 32)[0])
     # real pairs where blur == sharp stay equal under augmentation: both get the same transform
     img = (_sharp_images(1)[0] * 255).astype(np.uint8)
-    paired = TrainingData(pairs=[Pair("same", img, img.copy())])
+    paired = TrainingData(pairs=[LoadedPair("same", img, img.copy())])
     blur, sharp = paired.batch(np.random.default_rng(0), 8, 32)
     assert torch.equal(blur, sharp)
 
@@ -180,7 +180,7 @@ def test_loss_decreases_on_one_repeated_pair(tmp_path):
         torch.from_numpy(sharp).permute(2, 0, 1), np.random.default_rng(0), kernel=linear_kernel(9, 0.4)
     )
     to_u8 = lambda a: (a * 255).round().astype(np.uint8)  # noqa: E731
-    pair = Pair("one", to_u8(blurred.permute(1, 2, 0).numpy()), to_u8(sharp))
+    pair = LoadedPair("one", to_u8(blurred.permute(1, 2, 0).numpy()), to_u8(sharp))
     data = TrainingData(pairs=[pair], augment=False)
     r = train(TINY, data, 20, tmp_path / "fit.safetensors", seed=0, val_pairs=[pair], val_every=10, **FAST)
     assert np.mean(r.losses[-3:]) < np.mean(r.losses[:3]) - 1.0  # at least 1 dB better

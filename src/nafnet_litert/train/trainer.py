@@ -39,7 +39,7 @@ from ..errors import TrainError
 from ..metrics import psnr, to_uint8
 from ..models.config import PRESETS, NAFNetConfig
 from ..models.reference import NAFNet
-from .data import DataError, Pair, TrainingData, bundled_sharp_images, load_pairs, load_sharp_folders
+from .data import DataError, LoadedPair, TrainingData, bundled_sharp_images, load_pairs, load_sharp_folders
 
 #: Small architectures meant to be trained here (CPU-trainable, mobile-friendly).
 TRAIN_CONFIGS: dict[str, NAFNetConfig] = {
@@ -96,14 +96,14 @@ def _as_tensor(a: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: NAFNet, pairs: Sequence[Pair | tuple], crop: int | None = 256) -> float:
-    """Mean PSNR (dB, 8-bit-rounded output) over (blurred, sharp) pairs — :class:`Pair` or H x W x 3 array
+def evaluate(model: NAFNet, pairs: Sequence[LoadedPair | tuple], crop: int | None = 256) -> float:
+    """Mean PSNR (dB, 8-bit-rounded output) over (blurred, sharp) pairs — :class:`LoadedPair` or H x W x 3 array
     tuples (uint8 or float in [0, 1]) — on centre crops of ``crop`` (``None``: full images)."""
     was_training = model.training
     model.eval()
     scores = []
     for p in pairs:
-        blur, sharp = (p.blur, p.sharp) if isinstance(p, Pair) else p
+        blur, sharp = (p.blur, p.sharp) if isinstance(p, LoadedPair) else p
         x = _as_tensor(_centre(np.asarray(blur), crop))[None]
         y = _as_tensor(_centre(np.asarray(sharp), crop))[None]
         scores.append(psnr_u8(model(x), y))
@@ -164,7 +164,7 @@ def train(
     seed: int = 0,
     resume: bool = True,
     save_every: int = 500,
-    val_pairs: Sequence[Pair | tuple] | None = None,
+    val_pairs: Sequence[LoadedPair | tuple] | None = None,
     val_every: int = 1000,
     val_crop: int | None = 256,
     threads: int | None = None,
