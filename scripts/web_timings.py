@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from nafnet_litert.tools.bench import cpu_name
-from nafnet_litert.tools.demo import DEMO_BLUR
-from nafnet_litert.tools.web import build_site, make_server
+from nafnet_litert.bench.bench import cpu_name
+from nafnet_litert.eval.demo import DEMO_BLUR
+from nafnet_litert.web import build_site, make_server
 
 
 def main() -> int:

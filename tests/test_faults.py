@@ -165,7 +165,7 @@ def test_disk_full_while_training_keeps_the_previous_checkpoint(tmp_path):
 
 def test_disk_full_while_building_the_web_site_keeps_the_previous_site(tmp_path, small_checkpoint_file):
     """The site is built beside the folder and swapped in by renames: a full disk half way leaves the old site."""
-    from nafnet_litert.tools.web import SITE_MARKER
+    from nafnet_litert.web.build import SITE_MARKER
 
     with tiny_disk(tmp_path / "disk", 1024) as disk:
         site = disk / "site"
@@ -354,7 +354,7 @@ def test_web_never_overwrites_a_foreign_index_or_follows_links(tmp_path):
     (outside / "core" / "keep.txt").write_text("keep")
     site2 = tmp_path / "site2"
     site2.mkdir()
-    from nafnet_litert.tools.web import SITE_MARKER
+    from nafnet_litert.web.build import SITE_MARKER
 
     (site2 / SITE_MARKER).write_text("")
     (site2 / "litert").symlink_to(outside)
@@ -529,7 +529,7 @@ def _refuse_writes(folder, what="output folder"):  # root ignores 0555: stand in
 
 
 def test_eval_notes_a_gray_blurred_frame_against_a_colour_sharp_one(tmp_path, capsys):
-    from nafnet_litert.eval.dataset import Pair
+    from nafnet_litert.io.datasets import Pair
     from nafnet_litert.eval.evaluate import evaluate
 
     rgb = np.random.default_rng(0).integers(0, 255, (16, 16, 3), np.uint8)

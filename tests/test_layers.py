@@ -1,5 +1,5 @@
 """The package has layers, not a tangle: the folders are the data flow (io -> models -> litert -> restore -> verify
--> eval / train / tools -> cli), no module imports from a layer above its own, and there is no import cycle,
+-> eval / train / bench / web -> cli), no module imports from a layer above its own, and there is no import cycle,
 counting the imports made inside functions too (a lazy import is still a dependency). The package's own
 ``__init__`` (the public facade, which imports from every layer on first use) sits on top and is left out."""
 
@@ -79,7 +79,7 @@ LAYERS = [
     ("litert",),
     ("restore",),
     ("verify",),
-    ("eval", "train", "tools"),
+    ("eval", "train", "bench", "web"),
     ("cli",),
 ]
 

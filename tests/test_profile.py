@@ -6,7 +6,7 @@ import pytest
 
 from nafnet_litert.litert.graph import read_graph
 from nafnet_litert.litert.profile import profile_model
-from nafnet_litert.tools.bench import format_profile, node_stages, profile_tables
+from nafnet_litert.bench.bench import format_profile, node_stages, profile_tables
 
 
 @pytest.fixture(scope="module", params=["fp32", "fp16"])

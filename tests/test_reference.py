@@ -8,7 +8,7 @@ import torch
 from nafnet_litert.models.checkpoint import random_checkpoint
 from nafnet_litert.restore.pixels import to_nchw
 from nafnet_litert.models import PRESETS, NAFNet, NAFNetConfig
-from nafnet_litert.tools.spandrel_graph import spandrel_nafnet  # spandrel's own NAFNet file, from its wheel
+from nafnet_litert.bench.spandrel_graph import spandrel_nafnet  # spandrel's own NAFNet file, from its wheel
 
 from tests.conftest import SMALL, photo_array
 

@@ -53,7 +53,7 @@ def test_nl_deblur_default_path_keeps_16_bit_rgb_gray_and_dark(tmp_path):
     src.mkdir()
     from skimage.metrics import peak_signal_noise_ratio
 
-    from nafnet_litert.tools.demo import DEMO_BLUR, DEMO_SHARP
+    from nafnet_litert.eval.demo import DEMO_BLUR, DEMO_SHARP
 
     rgb, sharp = (np.asarray(Image.open(p)).astype(np.uint16) * 257 for p in (DEMO_BLUR, DEMO_SHARP))
     gray = np.round(photo_array("coffee.png", (90, 140), (50, 50)).mean(axis=2) * 65535).astype(np.uint16)

@@ -14,7 +14,7 @@ from nafnet_litert.errors import NafnetLitertError
 from nafnet_litert.train import (
     TRAIN_CONFIGS,
     BlurSettings,
-    Pair,
+    LoadedPair,
     TrainingData,
     apply_kernel,
     blur_image,
@@ -99,7 +99,7 @@ def test_same_seed_same_batch_and_flips_apply_to_both():
     assert not torch.equal(b1, data.batch(np.random.default_rng([3, 1]), 4, 32)[0])
     # real pairs where blur == sharp stay equal under augmentation: both get the same transform
     img = (_sharp_images(1)[0] * 255).astype(np.uint8)
-    paired = TrainingData(pairs=[Pair("same", img, img.copy())])
+    paired = TrainingData(pairs=[LoadedPair("same", img, img.copy())])
     blur, sharp = paired.batch(np.random.default_rng(0), 8, 32)
     assert torch.equal(blur, sharp)
 
@@ -151,6 +151,22 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
         train(TRAIN_CONFIGS["small"], data, 4, tmp_path / "split.safetensors", **FAST)
 
 
+def test_learning_rate_follows_the_cosine_from_lr_to_min_lr():
+    """torch's CosineAnnealingLR (stepped by its recursive form) gives the closed-form cosine to rounding."""
+    from nafnet_litert.train import TrainState
+
+    hparams = dict(seed=0, identity_init=True, lr=1e-3, min_lr=1e-7, betas=[0.9, 0.9], weight_decay=0.0, steps=1000)
+    state = TrainState.fresh(TINY, hparams)
+    lrs = []
+    for _ in range(1001):
+        lrs.append(state.optimizer.param_groups[0]["lr"])
+        state.optimizer.step()  # no gradients: nothing changes but the schedule's bookkeeping
+        state.scheduler.step()
+    want = 1e-7 + (1e-3 - 1e-7) * (1 + np.cos(np.pi * np.arange(1001) / 1000)) / 2
+    np.testing.assert_allclose(lrs, want, rtol=1e-11, atol=0)
+    assert lrs[0] == 1e-3 and abs(lrs[-1] - 1e-7) < 1e-18
+
+
 @pytest.mark.slow
 def test_compiled_training_follows_the_eager_run(tmp_path):
     """``compiled=True`` (torch.compile) must train the same model: same losses and weights up to fp32 rounding."""
@@ -180,7 +196,7 @@ def test_loss_decreases_on_one_repeated_pair(tmp_path):
         torch.from_numpy(sharp).permute(2, 0, 1), np.random.default_rng(0), kernel=linear_kernel(9, 0.4)
     )
     to_u8 = lambda a: (a * 255).round().astype(np.uint8)  # noqa: E731
-    pair = Pair("one", to_u8(blurred.permute(1, 2, 0).numpy()), to_u8(sharp))
+    pair = LoadedPair("one", to_u8(blurred.permute(1, 2, 0).numpy()), to_u8(sharp))
     data = TrainingData(pairs=[pair], augment=False)
     r = train(TINY, data, 20, tmp_path / "fit.safetensors", seed=0, val_pairs=[pair], val_every=10, **FAST)
     assert np.mean(r.losses[-3:]) < np.mean(r.losses[:3]) - 1.0  # at least 1 dB better

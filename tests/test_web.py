@@ -23,7 +23,7 @@ from PIL import Image
 
 import nafnet_litert as nl
 from nafnet_litert.cli import main
-from nafnet_litert.tools.web import CORE_IMPORT, CORE_IMPORT_RELATIVE, build_site, make_server
+from nafnet_litert.web import CORE_IMPORT, CORE_IMPORT_RELATIVE, build_site, make_server
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -134,7 +134,7 @@ def choose(page, path: Path) -> None:
 def _gopro(tmp_path: Path, size: tuple[int, int] | None = None, name: str = "gopro_320x200.png"
            ) -> tuple[Path, np.ndarray]:  # fmt: skip
     """A 320x200 crop of a real GoPro frame (the demo's held-out blurry crop), or it resized to ``size``."""
-    from nafnet_litert.tools.demo import DEMO_BLUR
+    from nafnet_litert.eval.demo import DEMO_BLUR
 
     img = Image.open(DEMO_BLUR).convert("RGB")
     img = img.resize(size, Image.Resampling.LANCZOS) if size else img.crop((0, 28, 320, 228))
@@ -252,7 +252,7 @@ def test_the_readme_snippet_runs_in_a_fresh_page(browser, served, site, tmp_path
 def test_small_photos_with_alpha_match_python_through_the_api(browser, served, site, api_page):
     """Photos smaller than a tile on one or both sides (reflect or symmetric padding) and with an alpha channel,
     through deblur(ImageData): the Python restorer's pixels within 1/255, alpha untouched."""
-    from nafnet_litert.tools.demo import DEMO_BLUR
+    from nafnet_litert.eval.demo import DEMO_BLUR
 
     rng = np.random.default_rng(0)
     base = np.asarray(Image.open(DEMO_BLUR).convert("RGB"))
@@ -575,7 +575,7 @@ def test_a_client_that_hangs_up_mid_file_is_silent(tmp_path, capfd):
     import struct
     import time
 
-    from nafnet_litert.tools.web import SiteHandler
+    from nafnet_litert.web.serve import SiteHandler
 
     for name in ("index.html", "nafnet.js"):
         (tmp_path / name).write_text("x")
@@ -621,7 +621,7 @@ def test_web_reuses_the_export_cache(site, tmp_path, monkeypatch):
 def test_litertjs_comes_through_npm_pack_and_its_pinned_integrity(tmp_path, monkeypatch):
     """Without a cached tarball, `npm pack` is run (the user's npm and its configuration), and what it gives is
     checked against the pinned integrity: a tarball that differs is refused in one line."""
-    from nafnet_litert.tools import web
+    from nafnet_litert.web import build as web
 
     monkeypatch.setenv("NAFNET_LITERT_CACHE", str(tmp_path / "cache"))
     calls = []
@@ -639,11 +639,43 @@ def test_litertjs_comes_through_npm_pack_and_its_pinned_integrity(tmp_path, monk
     assert not (tmp_path / "cache" / "npm" / "litertjs-wasm-utils-2.5.3.tgz").exists()
 
 
+def test_a_tarball_that_reaches_out_of_its_folder_is_refused(tmp_path):
+    """LiteRT.js tarballs are unpacked with tarfile's ``data`` filter: files land under the site with ``package/``
+    dropped, links are skipped, and a member outside ``package/`` or escaping the folder is a one-line error."""
+    import io
+    import tarfile
+
+    from nafnet_litert.web import build
+
+    def tarball(*members):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+            for name, kind in members:
+                info = tarfile.TarInfo(name)
+                if kind == "link":
+                    info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+                    tf.addfile(info)
+                else:
+                    info.size = 2
+                    tf.addfile(info, io.BytesIO(b"ok"))
+        return buf.getvalue()
+
+    build._unpack(tarball(("package/dist/index.js", "file"), ("package/evil", "link")), tmp_path / "good")
+    assert sorted(p.relative_to(tmp_path / "good").as_posix() for p in (tmp_path / "good").rglob("*")) == [
+        "dist", "dist/index.js"]  # fmt: skip
+    assert (tmp_path / "good" / "dist" / "index.js").read_bytes() == b"ok"
+    for name in ("package/../../evil.js", "/etc/evil.js", "other/evil.js", "package"):
+        with pytest.raises(build.WebError) as e:
+            build._unpack(tarball((name, "file")), tmp_path / "bad")
+        assert str(e.value) == f"unexpected path in the LiteRT.js tarball: {name}"
+    assert not (tmp_path / "evil.js").exists() and not list((tmp_path / "bad").rglob("*.js"))
+
+
 @pytest.mark.skipif(shutil.which("npm") is None, reason="no npm (scripts/install.sh --test installs Debian's npm)")
 def test_npm_pack_fetches_the_pinned_tarball(tmp_path, monkeypatch):
     """The real `npm pack @litertjs/wasm-utils@2.5.3` (npm's cache or its registry) passes the integrity check and
     is cached."""
-    from nafnet_litert.tools import web
+    from nafnet_litert.web import build as web
 
     monkeypatch.setenv("NAFNET_LITERT_CACHE", str(tmp_path / "cache"))
     data = web.npm_tarball("wasm-utils")

@@ -74,7 +74,7 @@ def deblur(
 #: Result types, by the module that makes them (imported on first use, like everything heavy here).
 _RESULTS = {
     "RunStats": "restore.batch", "ExportResult": "litert.convert", "AuditReport": "verify.audit",
-    "EvalResult": "eval.evaluate", "TrainResult": "train.trainer", "TrainOptions": "train.trainer",
+    "EvalResult": "eval.evaluate", "TrainResult": "train.trainer", "TrainOptions": "train.options",
 }  # fmt: skip
 #: Every error the package raises (all in :mod:`nafnet_litert.errors`; ``NafnetLitertError`` is their base).
 _ERRORS = (

@@ -9,7 +9,7 @@ from .common import check_json_path, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..tools.bench import __doc__ as doc
+    from ..bench.bench import __doc__ as doc
 
     p = sub.add_parser(
         "bench",
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(a: argparse.Namespace) -> int:
     from ..errors import NafnetLitertError
-    from ..tools.bench import format_table, run_bench
+    from ..bench.bench import format_table, run_bench
 
     if a.runs < 5:
         raise NafnetLitertError("--runs must be at least 5")

@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..tools.demo import run_demo
+    from ..eval.demo import run_demo
 
     res = run_demo(args.out, args.threads, args.model, args.image)
     print(res.format_text())

@@ -8,7 +8,7 @@ from .common import check_json_path, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..tools.tiling_study import __doc__ as doc
+    from ..bench.tiling_study import __doc__ as doc
 
     p = sub.add_parser(
         "tiling-study",
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(a: argparse.Namespace) -> int:
     from ..errors import NafnetLitertError
-    from ..tools.tiling_study import format_table, study
+    from ..bench.tiling_study import format_table, study
 
     try:
         overlaps = tuple(int(v) for v in a.overlaps.split(","))

@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_web(args: argparse.Namespace) -> int:
-    from ..tools.web import build_site
+    from ..web.build import build_site
 
     site = build_site(args.model, args.out, args.tile, args.npm_dir)
     mb = sum(site.files.values()) / 1e6
@@ -42,7 +42,7 @@ def run_web(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from ..tools.web import make_server
+    from ..web.serve import make_server
 
     server = make_server(args.site, args.port)
     host, port = server.server_address[:2]

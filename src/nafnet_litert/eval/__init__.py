@@ -1,6 +1,7 @@
-"""Paper-exact evaluation of NAFNet restorations (GoPro deblurring): metrics, dataset pairs, runner."""
+"""Paper-exact evaluation of NAFNet restorations (GoPro deblurring): metrics, dataset pairs, runner, and the demo
+(:mod:`.demo`: the bundled model on a bundled GoPro pair)."""
 
-from .dataset import DatasetError, Pair, find_pairs
+from ..io.datasets import DatasetError, Pair, find_pairs
 from .evaluate import EvalError, EvalResult, evaluate
 from ..metrics import psnr, ssim_basicsr3d, ssim_standard, to_uint8
 

@@ -23,7 +23,7 @@ from ..errors import EvalError
 from ..jsonsafe import dumps
 from ..io.files import atomic_write_all, atomic_write_text
 from ..io.image import read_photo, write_photo
-from .dataset import DatasetError, Pair
+from ..io.datasets import DatasetError, Pair
 from ..metrics import psnr, ssim_basicsr3d, ssim_standard, to_uint8
 
 Restore = Callable[[np.ndarray], np.ndarray]

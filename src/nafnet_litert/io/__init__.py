@@ -1,1 +1,2 @@
-"""Files in and out: photos (:mod:`.image`), videos (:mod:`.video`) and atomic writes (:mod:`.files`)."""
+"""Files in and out: photos (:mod:`.image`), videos (:mod:`.video`), atomic writes (:mod:`.files`) and
+(blurred, sharp) pairs in dataset folders (:mod:`.datasets`)."""

@@ -23,18 +23,17 @@ import numpy as np
 import torch
 
 from ..errors import DataError, ImageError
-from ..eval.dataset import find_pairs
 from ..facts import PHOTO_SUFFIXES
+from ..io.datasets import find_pairs
 from ..io.image import read_photo
 from ..photo import centre_crop, from_float, to_float
 from .blur import BlurSettings, blur_image
 
-#: (degraded, clean) folder names recognised as a pair
-
 
 @dataclass
-class Pair:
-    """A (blurred, sharp) image pair, H x W x 3 uint8."""
+class LoadedPair:
+    """A (blurred, sharp) image pair loaded into memory, H x W x 3 uint8 (:class:`nafnet_litert.io.datasets.Pair`
+    is a pair as paths on disk)."""
 
     name: str
     blur: np.ndarray
@@ -63,10 +62,10 @@ def to_u8(img: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def load_pairs(roots: str | Path | Iterable[str | Path], log: Callable[[str], None] | None = None) -> list[Pair]:
+def load_pairs(roots: str | Path | Iterable[str | Path], log: Callable[[str], None] | None = None) -> list[LoadedPair]:
     """Load every pair under each root into memory; a root without any pair is an error."""
     roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
-    pairs: list[Pair] = []
+    pairs: list[LoadedPair] = []
     for root in roots:
         files = [(p.blur_path, p.sharp_path) for p in find_pairs(root)]  # raises on an empty or broken layout
         for blur_path, sharp_path in _progress(files, f"loading {Path(root).name}"):
@@ -76,7 +75,7 @@ def load_pairs(roots: str | Path | Iterable[str | Path], log: Callable[[str], No
                     f"{blur_path}: size {blur.shape[1]}x{blur.shape[0]} differs from its sharp image "
                     f"{sharp.shape[1]}x{sharp.shape[0]}"
                 )
-            pairs.append(Pair(name=str(blur_path.relative_to(root)), blur=blur, sharp=sharp))
+            pairs.append(LoadedPair(name=str(blur_path.relative_to(root)), blur=blur, sharp=sharp))
         if log:
             log(f"{root}: {len(files)} image pairs")
     return pairs
@@ -176,7 +175,7 @@ class TrainingData:
 
     def __init__(
         self,
-        pairs: Sequence[Pair] = (),
+        pairs: Sequence[LoadedPair] = (),
         sharp: Sequence[np.ndarray] = (),
         real_fraction: float = 0.5,
         blur: BlurSettings = BlurSettings(),
@@ -264,7 +263,7 @@ def synthetic_crop(
 
 def synthetic_pairs(
     images: Sequence[np.ndarray], seed: int = 0, crop: int | None = 256, settings: BlurSettings = BlurSettings()
-) -> list[Pair]:
+) -> list[LoadedPair]:
     """Fixed (blurred, sharp) pairs made from sharp images (centre crops of ``crop`` when given), for a
     validation set when no real one exists. The same seed gives the same pairs."""
     rng = np.random.default_rng([seed, 0x5EED])
@@ -276,5 +275,5 @@ def synthetic_pairs(
         sharp = _chw(u8)
         blurred, _ = blur_image(sharp, rng, settings)
         to_hwc = lambda t: np.round(t.permute(1, 2, 0).numpy() * 255).astype(np.uint8)  # noqa: E731
-        pairs.append(Pair(name=f"synthetic_{i}", blur=to_hwc(blurred), sharp=u8))
+        pairs.append(LoadedPair(name=f"synthetic_{i}", blur=to_hwc(blurred), sharp=u8))
     return pairs

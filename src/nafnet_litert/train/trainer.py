@@ -13,18 +13,20 @@ Determinism: the model is initialised after ``torch.manual_seed(seed)``, and the
 from ``numpy.random.default_rng([seed, s])``, so a run is a pure function of its arguments and a resumed run
 is bit-identical to an uninterrupted one (on the same machine and thread count).
 
-Files: ``<out>.state.pt`` holds everything needed to resume (fp32 model, optimizer, step, schedule, RNG state,
-loss history), written atomically every ``save_every`` steps, on Ctrl-C and at the end; ``<out>`` (a
-``.safetensors``) gets the final weights in fp16 with the config in its metadata.
+Files: ``<out>.state.pt`` holds everything needed to resume (:class:`~.state.TrainState`: fp32 model, optimizer,
+step, schedule, RNG state, loss history), written atomically every ``save_every`` steps, on Ctrl-C and at the end;
+``<out>`` (a ``.safetensors``) gets the final weights in fp16 with the config in its metadata.
+
+This module is the loop: :func:`train` (the driver) and :func:`train_step` (one optimisation step). The state and
+its file are :mod:`.state`; options from the CLI and the configs by name are :mod:`.options`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
-import sys
 import time
-from argparse import Namespace
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,22 +34,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..models.checkpoint import load_checkpoint, save_safetensors
-from ..io.files import atomic_path, check_writable, full_disk_as_enospc
-from ..photo import centre_crop
 from ..errors import TrainError
+from ..io.files import check_writable
+from ..photo import centre_crop
 from ..metrics import psnr, to_uint8
-from ..models.config import PRESETS, NAFNetConfig
+from ..models.config import NAFNetConfig
 from ..models.reference import NAFNet
-from .data import DataError, Pair, TrainingData, bundled_sharp_images, load_pairs, load_sharp_folders
-
-#: Small architectures meant to be trained here (CPU-trainable, mobile-friendly).
-TRAIN_CONFIGS: dict[str, NAFNetConfig] = {
-    "small": NAFNetConfig(width=16, enc_blocks=(1, 1, 1, 4), middle_blocks=1, dec_blocks=(1, 1, 1, 1)),
-    "tiny": NAFNetConfig(width=8, enc_blocks=(1, 1), middle_blocks=1, dec_blocks=(1, 1)),
-}
-
-STATE_FORMAT = "nafnet_litert.train_state/1"
+from .data import LoadedPair, TrainingData
+from .state import TrainState, atomic_safetensors, state_path_for
 
 
 @dataclass
@@ -96,14 +90,14 @@ def _as_tensor(a: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: NAFNet, pairs: Sequence[Pair | tuple], crop: int | None = 256) -> float:
-    """Mean PSNR (dB, 8-bit-rounded output) over (blurred, sharp) pairs — :class:`Pair` or H x W x 3 array
+def validation_psnr(model: NAFNet, pairs: Sequence[LoadedPair | tuple], crop: int | None = 256) -> float:
+    """Mean PSNR (dB, 8-bit-rounded output) over (blurred, sharp) pairs — :class:`LoadedPair` or H x W x 3 array
     tuples (uint8 or float in [0, 1]) — on centre crops of ``crop`` (``None``: full images)."""
     was_training = model.training
     model.eval()
     scores = []
     for p in pairs:
-        blur, sharp = (p.blur, p.sharp) if isinstance(p, Pair) else p
+        blur, sharp = (p.blur, p.sharp) if isinstance(p, LoadedPair) else p
         x = _as_tensor(_centre(np.asarray(blur), crop))[None]
         y = _as_tensor(_centre(np.asarray(sharp), crop))[None]
         scores.append(psnr_u8(model(x), y))
@@ -111,41 +105,27 @@ def evaluate(model: NAFNet, pairs: Sequence[Pair | tuple], crop: int | None = 25
     return float(np.mean(scores)) if scores else float("nan")
 
 
-def cosine_lr(step: int, total: int, lr: float, min_lr: float) -> float:
-    """Learning rate before update ``step`` (0-based) of ``total``: cosine from ``lr`` to ``min_lr``."""
-    t = min(step, total) / max(total, 1)
-    return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * t))
-
-
-# ----------------------------------------------------------------------------------------------------- state
-
-
-def state_path_for(out_path: str | Path) -> Path:
-    return Path(str(out_path) + ".state.pt")
-
-
-def _atomic_torch_save(obj: object, path: Path) -> None:
-    with atomic_path(path) as tmp, full_disk_as_enospc(tmp):
-        torch.save(obj, str(tmp))
-
-
-def _atomic_safetensors(model: NAFNet, path: Path, half: bool) -> None:
-    with atomic_path(path) as tmp, full_disk_as_enospc(tmp):
-        save_safetensors(model, tmp, half=half)
-
-
-def _load_state(path: Path) -> dict:
-    try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated, foreign or unsafe file
-        msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        raise TrainError(f"{path}: unreadable training state ({msg}); delete it to start over") from None
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise TrainError(f"{path}: not a training state written by nafnet-litert; delete it to start over")
-    return state
-
-
 # ------------------------------------------------------------------------------------------------------ train
+
+
+def train_step(state: TrainState, forward: Callable[[torch.Tensor], torch.Tensor], data: TrainingData) -> float:
+    """One optimisation step at ``state.step``: the batch drawn from ``default_rng([seed, step])``, the PSNR loss
+    through ``forward`` (the model, or its compiled form), AdamW with gradient-norm clipping, then the schedule.
+    Advances ``state.step`` and appends the loss to ``state.losses``; returns the loss."""
+    h = state.hparams
+    blur, sharp = data.batch(np.random.default_rng([h["seed"], state.step]), h["batch_size"], h["crop"])
+    loss = psnr_loss(forward(blur), sharp)
+    if not torch.isfinite(loss):
+        raise TrainError(f"loss became {float(loss)} at step {state.step}; lower the learning rate")
+    state.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if h["grad_clip"]:
+        torch.nn.utils.clip_grad_norm_(state.model.parameters(), h["grad_clip"])
+    state.optimizer.step()
+    state.scheduler.step()
+    state.step += 1
+    state.losses.append(float(loss.detach()))
+    return state.losses[-1]
 
 
 def train(
@@ -164,7 +144,7 @@ def train(
     seed: int = 0,
     resume: bool = True,
     save_every: int = 500,
-    val_pairs: Sequence[Pair | tuple] | None = None,
+    val_pairs: Sequence[LoadedPair | tuple] | None = None,
     val_every: int = 1000,
     val_crop: int | None = 256,
     threads: int | None = None,
@@ -188,6 +168,75 @@ def train(
     The eager module is what is optimised and saved, so states and weights are interchangeable with eager runs.
     """
     _check_options(config, steps, batch_size, crop, lr, min_lr, seed, save_every, val_every, threads, stop_after)
+    out_path = _checked_output(out_path, compiled)
+    state_path = state_path_for(out_path)
+    data.eligible(crop)  # fail now, not at the first batch
+    say = log or (lambda msg: None)
+    hparams = dict(batch_size=batch_size, crop=crop, lr=lr, min_lr=min_lr, weight_decay=weight_decay,
+                   betas=list(betas), grad_clip=grad_clip, seed=seed, steps=steps,
+                   identity_init=identity_init and init_state_dict is None)  # fmt: skip
+    with _deterministic_torch(threads):
+        state = TrainState.fresh(config, hparams, init_state_dict)
+        if resume and state_path.exists():
+            state.resume(state_path, say)
+        elif state_path.exists():
+            say(f"not resuming: {state_path} will be overwritten")
+        end = steps if stop_after is None else min(steps, state.step + stop_after)
+        start_step, t0 = state.step, time.perf_counter()
+        state.model.train()
+        forward = torch.compile(state.model) if compiled else state.model
+        _run_steps(state, forward, data, end, (val_pairs, val_every, val_crop), save_every, state_path,
+                   _bar(steps, state.step, progress), say)  # fmt: skip
+        seconds = time.perf_counter() - t0
+        finished = state.step >= steps
+        if finished:
+            if state.step == start_step:  # nothing left to do; make sure the state exists
+                state.save(state_path)
+            state.model.eval()
+            atomic_safetensors(state.model, out_path, half=True)
+            say(f"wrote {out_path} (fp16) and {state_path} (fp32 state) after {state.step} steps")
+        else:
+            say(f"stopped at step {state.step} of {steps}; state in {state_path}")
+        return TrainResult(out_path=out_path, state_path=state_path, config=config, step=state.step, steps=steps,
+                           finished=finished, losses=state.losses, val_history=state.val_history, seconds=seconds,
+                           steps_run=state.step - start_step)  # fmt: skip
+
+
+def _run_steps(state: TrainState, forward, data: TrainingData, end: int, val: tuple, save_every: int,
+               state_path: Path, bar, say: Callable[[str], None]) -> None:  # fmt: skip
+    """Steps until ``end``; validation (``val``: pairs, every, crop) every ``val_every`` steps and at the last step,
+    the state saved every ``save_every`` steps, at ``end`` and on Ctrl-C (which is then re-raised)."""
+    val_pairs, val_every, val_crop = val
+    steps, start_step = state.hparams["steps"], state.step
+    last_val = state.val_history[-1][1] if state.val_history else None
+    try:
+        while state.step < end:
+            lr = state.optimizer.param_groups[0]["lr"]  # this step's (the progress bar shows it)
+            train_step(state, forward, data)
+            if val_pairs and (state.step % val_every == 0 or state.step == steps):
+                last_val = validation_psnr(state.model, val_pairs, val_crop)
+                state.val_history.append((state.step, last_val))
+                say(f"step {state.step}: validation PSNR {last_val:.2f} dB")
+            if state.step % save_every == 0 or state.step == end:
+                state.save(state_path)
+            if bar is not None:
+                bar.update(1)
+                post = {"loss": f"{float(np.mean(state.losses[-20:])):.2f}", "lr": f"{lr:.1e}"}
+                if last_val is not None:
+                    post["val"] = f"{last_val:.2f}dB"
+                bar.set_postfix(post, refresh=False)
+    except KeyboardInterrupt:
+        if state.step > start_step:
+            state.save(state_path)
+            say(f"interrupted: state saved at step {state.step} to {state_path}")
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _checked_output(out_path: str | Path, compiled: bool) -> Path:
+    """The output path, checked (and its folder made) before hours of training, not after."""
     if compiled and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
         raise TrainError("--compile needs a C++ compiler (torch.compile builds CPU kernels with it): install g++")
     out_path = Path(out_path)
@@ -195,12 +244,14 @@ def train(
         raise TrainError(f"output must be a .safetensors file, got {out_path}")
     if out_path.is_dir():
         raise TrainError(f"output {out_path} is a folder")
-    check_writable(out_path.parent)  # before hours of training, not after
+    check_writable(out_path.parent)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    state_path = state_path_for(out_path)
-    data.eligible(crop)  # fail now, not at the first batch
-    say = log or (lambda msg: None)
+    return out_path
 
+
+@contextlib.contextmanager
+def _deterministic_torch(threads: int | None):
+    """Deterministic algorithms (warn only) and ``threads`` threads inside; torch's previous settings after."""
     prev_threads = torch.get_num_threads()
     prev_det = torch.are_deterministic_algorithms_enabled()
     prev_det_warn = torch.is_deterministic_algorithms_warn_only_enabled()
@@ -208,125 +259,7 @@ def train(
         torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
-        torch.manual_seed(seed)
-        model = NAFNet(config)
-        if identity_init and init_state_dict is None:
-            with torch.no_grad():
-                model.ending.weight.zero_()
-                model.ending.bias.zero_()
-        if init_state_dict is not None:
-            try:
-                model.load_state_dict(dict(init_state_dict), strict=True)
-            except RuntimeError as e:
-                raise TrainError(f"initial weights do not fit {config.describe()}: {str(e).splitlines()[0]}") from None
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay)
-        step, losses, val_history = 0, [], []
-        hparams = dict(batch_size=batch_size, crop=crop, lr=lr, min_lr=min_lr, weight_decay=weight_decay,
-                       betas=list(betas), grad_clip=grad_clip, seed=seed, steps=steps,
-                       identity_init=identity_init and init_state_dict is None)  # fmt: skip
-
-        if resume and state_path.exists():
-            state = _load_state(state_path)
-            saved = NAFNetConfig.from_dict(state["config"])
-            if saved != config:
-                raise TrainError(
-                    f"{state_path}: holds a {saved.describe()} run, not {config.describe()}; "
-                    "delete it or choose another output"
-                )
-            model.load_state_dict(state["model"], strict=True)
-            opt.load_state_dict(state["optimizer"])
-            torch.set_rng_state(state["torch_rng"])
-            step = int(state["step"])
-            losses = [float(v) for v in state["losses"].tolist()]
-            val_history = [(int(s), float(v)) for s, v in state["val_history"]]
-            changed = [f"{k} {state['hparams'].get(k)} -> {v}" for k, v in hparams.items()
-                       if state["hparams"].get(k) != v]  # fmt: skip
-            say(f"resumed from {state_path} at step {step}" + (f" (changed: {', '.join(changed)})" if changed else ""))
-        elif state_path.exists():
-            say(f"not resuming: {state_path} will be overwritten")
-
-        def save_state() -> None:
-            _atomic_torch_save(
-                {
-                    "format": STATE_FORMAT,
-                    "config": config.to_dict(),
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "schedule": {"kind": "cosine", "lr": lr, "min_lr": min_lr, "total": steps},
-                    "step": step,
-                    "torch_rng": torch.get_rng_state(),
-                    "losses": torch.tensor(losses, dtype=torch.float32),
-                    "val_history": [[s, v] for s, v in val_history],
-                    "hparams": hparams,
-                },
-                state_path,
-            )
-
-        last_val = val_history[-1][1] if val_history else None
-        end = steps if stop_after is None else min(steps, step + stop_after)
-        start_step, t0 = step, time.perf_counter()
-        bar = _bar(steps, step, progress)
-        model.train()
-        forward = torch.compile(model) if compiled else model
-        try:
-            while step < end:
-                for group in opt.param_groups:
-                    group["lr"] = cosine_lr(step, steps, lr, min_lr)
-                blur, sharp = data.batch(np.random.default_rng([seed, step]), batch_size, crop)
-                loss = psnr_loss(forward(blur), sharp)
-                if not torch.isfinite(loss):
-                    raise TrainError(f"loss became {float(loss)} at step {step}; lower the learning rate")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-                opt.step()
-                step += 1
-                losses.append(float(loss.detach()))
-                if val_pairs and (step % val_every == 0 or step == steps):
-                    last_val = evaluate(model, val_pairs, val_crop)
-                    val_history.append((step, last_val))
-                    say(f"step {step}: validation PSNR {last_val:.2f} dB")
-                if step % save_every == 0 or step == end:
-                    save_state()
-                if bar is not None:
-                    bar.update(1)
-                    recent = float(np.mean(losses[-20:]))
-                    post = {"loss": f"{recent:.2f}", "lr": f"{opt.param_groups[0]['lr']:.1e}"}
-                    if last_val is not None:
-                        post["val"] = f"{last_val:.2f}dB"
-                    bar.set_postfix(post, refresh=False)
-        except KeyboardInterrupt:
-            if step > start_step:
-                save_state()
-                say(f"interrupted: state saved at step {step} to {state_path}")
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
-        seconds = time.perf_counter() - t0
-
-        finished = step >= steps
-        if finished:
-            if step == start_step:  # nothing left to do; make sure the state exists
-                save_state()
-            model.eval()
-            _atomic_safetensors(model, out_path, half=True)
-            say(f"wrote {out_path} (fp16) and {state_path} (fp32 state) after {step} steps")
-        else:
-            say(f"stopped at step {step} of {steps}; state in {state_path}")
-        return TrainResult(
-            out_path=out_path,
-            state_path=state_path,
-            config=config,
-            step=step,
-            steps=steps,
-            finished=finished,
-            losses=losses,
-            val_history=val_history,
-            seconds=seconds,
-            steps_run=step - start_step,
-        )
+        yield
     finally:
         torch.set_num_threads(prev_threads)
         torch.use_deterministic_algorithms(prev_det, warn_only=prev_det_warn)
@@ -358,126 +291,3 @@ def _check_options(config, steps, batch_size, crop, lr, min_lr, seed, save_every
         raise TrainError(f"crop must be a multiple of {config.padder_size} for this NAFNet, got {crop}")
     if not (lr > 0 and 0 <= min_lr <= lr and math.isfinite(lr)):
         raise TrainError(f"need 0 <= min lr <= lr and lr > 0, got lr {lr}, min lr {min_lr}")
-
-
-# ---------------------------------------------------------------------------------------------- CLI entry point
-
-
-def resolve_config(name: str) -> NAFNetConfig:
-    """A training preset (``small``, ``tiny``) or an official architecture name (``GoPro-width32``, ...)."""
-    if name in TRAIN_CONFIGS:
-        return TRAIN_CONFIGS[name]
-    if name in PRESETS:
-        return PRESETS[name]
-    raise TrainError(f"unknown config {name!r} (choose from {', '.join([*TRAIN_CONFIGS, *PRESETS])})")
-
-
-@dataclass
-class TrainOptions:
-    """Everything ``train_main`` takes, with its defaults (``None`` for a field given as None: the default)."""
-
-    data: Sequence[str] | str | None = None
-    synthetic_blur: Sequence[str] | str | None = None
-    config: str = "small"
-    steps: int | None = None
-    out: str | Path | None = None
-    seed: int = 0
-    batch_size: int = 8
-    crop: int = 128
-    lr: float = 1e-3
-    threads: int | None = None
-    val: str | None = None
-    val_every: int = 1000
-    val_crop: int = 256
-    real_fraction: float = 0.5
-    save_every: int = 500
-    resume: bool = True
-    init: str | None = None
-    identity_init: bool = True
-    compiled: bool = False
-    stop_after: int | None = None
-    weight_decay: float = 0.0
-    grad_clip: float = 0.01
-    progress: bool = True
-    log: Callable[[str], None] | None = None
-
-    @classmethod
-    def from_options(cls, options: Mapping, strict: bool = True) -> "TrainOptions":
-        """From a mapping; an unknown key is a one-line error when ``strict`` (a misspelt option never passes
-        silently), skipped otherwise (a whole CLI namespace holds the CLI's own keys too)."""
-        import dataclasses
-
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(options) - names)
-        if strict and unknown:
-            raise TrainError(f"unknown training option(s) {', '.join(unknown)} (known: {', '.join(sorted(names))})")
-        return cls(**{k: v for k, v in options.items() if k in names and v is not None})
-
-
-def train_main(args: Namespace | Mapping | None = None, /, **kwargs) -> TrainResult:
-    """Train from CLI-style options (an argparse Namespace, a mapping, or keyword arguments).
-
-    Options: ``data`` (paired folders), ``synthetic_blur`` (sharp-image folders, or ``"bundled"`` for
-    scikit-image's photos), ``config`` (``small``, ``tiny`` or an official name), ``steps``, ``out``
-    (``.safetensors``), ``seed``, ``batch_size``, ``crop``, ``lr``, ``threads``, ``val`` (a paired folder),
-    ``val_every``; optional ``val_crop``, ``real_fraction``, ``save_every``, ``resume``, ``init`` (a checkpoint
-    to fine-tune), ``identity_init``, ``compiled``, ``stop_after``, ``weight_decay``, ``grad_clip``, ``progress``,
-    ``log`` (a callable taking a line; default: stderr): the fields of :class:`TrainOptions`. ``None`` values
-    take the defaults. An unknown option is a one-line error, except in an argparse Namespace (the CLI's whole
-    namespace, which holds its own keys too).
-    """
-    cli = isinstance(args, Namespace)
-    base = TrainOptions.from_options(vars(args) if cli else dict(args or {}), strict=not cli)
-    o = {**vars(base), **{k: v for k, v in vars(TrainOptions.from_options(kwargs)).items() if k in kwargs}}
-    log = o["log"] or _stderr_log
-    if not o["out"]:
-        raise TrainError("an output path (.safetensors) is required")
-    if o["steps"] is None:
-        raise TrainError("the number of steps is required")
-    config = resolve_config(o["config"])
-    data_dirs = _as_list(o["data"])
-    synth = _as_list(o["synthetic_blur"])
-    if not data_dirs and not synth:
-        raise DataError("no training data: give paired folders (data) and/or sharp images (synthetic blur)")
-
-    pairs = load_pairs(data_dirs, log=log) if data_dirs else []
-    sharp: list[np.ndarray] = []
-    folders = [s for s in synth if s != "bundled"]
-    if "bundled" in synth:
-        sharp += bundled_sharp_images()
-        log(f"bundled: {len(sharp)} scikit-image photos")
-    if folders:
-        sharp += load_sharp_folders(folders, log=log)
-    data = TrainingData(pairs, sharp, real_fraction=float(o["real_fraction"]))
-    val_pairs = load_pairs([o["val"]], log=log) if o["val"] else None
-
-    init_sd = None
-    if o["init"]:
-        ckpt = load_checkpoint(o["init"])
-        if ckpt.config != config:
-            raise TrainError(f"{o['init']}: is {ckpt.config.describe()}, not the chosen {config.describe()}")
-        init_sd = ckpt.state_dict
-    log(f"training {config.describe()} on {data.describe()}")
-    return train(
-        config, data, int(o["steps"]), o["out"],
-        batch_size=int(o["batch_size"]), crop=int(o["crop"]), lr=float(o["lr"]), seed=int(o["seed"]),
-        resume=bool(o["resume"]), save_every=int(o["save_every"]), val_pairs=val_pairs,
-        val_every=int(o["val_every"]), val_crop=(int(o["val_crop"]) or None), threads=o["threads"],
-        init_state_dict=init_sd, identity_init=bool(o["identity_init"]), compiled=bool(o["compiled"]),
-        stop_after=o["stop_after"], weight_decay=float(o["weight_decay"]), grad_clip=(float(o["grad_clip"]) or None),
-        log=log, progress=bool(o["progress"]),
-    )  # fmt: skip
-
-
-def _as_list(v) -> list[str]:
-    if v is None:
-        return []
-    if isinstance(v, (str, Path)):
-        return [str(v)]
-    return [str(x) for x in v]
-
-
-def _stderr_log(msg: str) -> None:
-    from tqdm import tqdm
-
-    tqdm.write(msg, file=sys.stderr)

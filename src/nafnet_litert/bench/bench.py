@@ -1,7 +1,7 @@
 """Benchmark (not a test). Every figure comes from one run on one machine; ratios are the result.
 
     nafnet-litert bench [CKPT|default|random:GoPro-width32] [--size 256] [--runs 7] [--threads 1,2] [--json out.json]
-    python -m nafnet_litert.tools.bench ...   (the same)
+    python -m nafnet_litert.cli bench ...   (the same)
 
 Backends: PyTorch eager (reference and deploy), ONNX Runtime CPU (each ONNX graph of the network the benchmark can
 make: ours, our deploy rewrite, spandrel's; same thread count), LiteRT XNNPACK fp32, fp16 and int8 weights; optionally (``--frame``) a 1280x720 frame tiled with the 256 model and

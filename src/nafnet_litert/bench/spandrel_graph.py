@@ -15,7 +15,8 @@ from pathlib import Path
 
 def spandrel_nafnet_class():
     try:
-        from spandrel.architectures.NAFNet.__arch.NAFNet_arch import NAFNet  # type: ignore
+        # spandrel keeps its architecture files in a private package and exports no NAFNet class of its own
+        from spandrel.architectures.NAFNet.__arch.NAFNet_arch import NAFNet  # type: ignore  # noqa: PLC2701
 
         return NAFNet
     except ImportError:

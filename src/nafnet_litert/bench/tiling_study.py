@@ -37,7 +37,7 @@ def study(data: str, model: str = "default", tile: int = 256, overlaps=(0, 16, 3
     from ..metrics import psnr, to_uint8
     from ..restore import Restorer
     from ..restore.tiling import positions
-    from ..eval.dataset import find_pairs
+    from ..io.datasets import find_pairs
 
     ckpt = resolve_checkpoint(model)
     rows = []

@@ -1,4 +1,5 @@
-"""Find (blurred, sharp) image pairs in a GoPro-style test folder.
+"""Find (blurred, sharp) image pairs in a GoPro-style folder: the one pair finder that evaluation
+(:mod:`nafnet_litert.eval`) and training (:mod:`nafnet_litert.train`) both use.
 
 Recognised layouts, at any depth below ``root``:
 
@@ -19,10 +20,13 @@ from typing import NamedTuple
 from ..errors import DatasetError
 from ..facts import PHOTO_SUFFIXES
 
+#: (degraded, clean) folder names recognised as a pair
 FOLDER_PAIRS = {"blur": "sharp", "input": "target"}
 
 
 class Pair(NamedTuple):
+    """A pair found on disk: its name and the paths of the blurred and the sharp image."""
+
     name: str
     blur_path: Path
     sharp_path: Path
