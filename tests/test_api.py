@@ -79,8 +79,7 @@ def test_restorer_leaves_process_state_alone(small_export):
     target = 1 if before != 1 else 2
     seen = []
     with nl.Restorer(ck, backend="torch", full_frame=True, tlc=False, threads=target) as restorer:
-        net = restorer._torch_net()
-        restorer._torch = lambda x: (seen.append(torch.get_num_threads()), net(x))[1]
+        restorer.torch_net().register_forward_pre_hook(lambda module, args: seen.append(torch.get_num_threads()))
         out = restorer(np.random.default_rng(0).random((32, 48, 3), dtype=np.float32))
     assert out.shape == (32, 48, 3) and seen == [target] and torch.get_num_threads() == before
 
@@ -114,7 +113,7 @@ def test_litert_model_and_restorer_are_context_managers(small_export):
     with nl.Restorer(str(model)) as restorer:
         out = restorer(np.ascontiguousarray(x[0].transpose(1, 2, 0)))
     assert np.abs(out - y[0].transpose(1, 2, 0)).max() <= 1e-6  # one tile: the model itself
-    assert restorer._lite == {}
+    assert restorer.loaded_sizes == []
     with pytest.raises(NafnetLitertError, match="torch backend needs the checkpoint"):
         nl.Restorer(str(model), backend="torch")
 
@@ -209,7 +208,8 @@ def test_restorer_export_cache_is_keyed_by_versions_and_temp_models_are_cleaned(
     restorer = nl.Restorer(str(ckpt), **opts)
     restorer.ckpt.sha256 = None
     restorer(img)
-    folder = Path(restorer._tmp.name)
+    folder = restorer.export_folder
+    assert folder is not None
     assert any(folder.glob("*.tflite")) and exports[1].parent == folder
     restorer.close()
     assert not folder.exists()

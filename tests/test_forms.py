@@ -112,13 +112,13 @@ def test_static_check_names_the_off_grid_reads(fixtures):
 def test_a_mask_that_keeps_one_off_grid_value_is_caught():
     g = np.zeros((1, 4, 4, 1), np.float32)
     g[:, ::2, ::2] = 1
-    assert forms._zero_off_grid(g, (1, 4, 4, 8), (2, 2))
+    assert forms.zero_off_grid(g, (1, 4, 4, 8), (2, 2))
     g[0, 1, 2, 0] = 1
-    assert not forms._zero_off_grid(g, (1, 4, 4, 8), (2, 2))
+    assert not forms.zero_off_grid(g, (1, 4, 4, 8), (2, 2))
     rows = np.array([1, 0, 1, 0], np.float32).reshape(1, 4, 1, 1)
     cols = rows.reshape(1, 1, 4, 1)
-    assert not forms._zero_off_grid(rows, (1, 4, 4, 8), (2, 2))  # one factor alone keeps (even row, odd column)
-    assert forms._zero_off_grid(forms._times(forms._times(None, rows), cols), (1, 4, 4, 8), (2, 2))
+    assert not forms.zero_off_grid(rows, (1, 4, 4, 8), (2, 2))  # one factor alone keeps (even row, odd column)
+    assert forms.zero_off_grid(forms.mask_product(forms.mask_product(None, rows), cols), (1, 4, 4, 8), (2, 2))
 
 
 def test_dynamic_check_perturbs_only_off_grid_positions(fixtures):

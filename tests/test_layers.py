@@ -164,3 +164,26 @@ def test_no_private_name_is_imported_across_modules():
     for path in sorted(Path(__file__).parent.glob("*.py")):
         found += private_imports(path, "tests")
     assert found == [], "\n".join(found)
+
+
+def private_attribute_uses(source: str) -> list[str]:
+    """``obj._name`` and ``setattr/getattr(obj, "_name")`` in a test file (dunders are not private)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        name = None
+        if isinstance(node, ast.Attribute):
+            name = node.attr
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in ("setattr", "getattr"):
+            if len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str):
+                name = node.args[1].value
+        if name and name.startswith("_") and not name.startswith("__"):
+            found.append(f"{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_test_touches_a_private_attribute():
+    """Tests drive the package through its public names; a state a test must see gets a public accessor."""
+    planted = "r._lite.clear()\nmonkeypatch.setattr(vk, '_LIB_DIRS', ())\nx.__name__\n"
+    assert sorted(private_attribute_uses(planted)) == ["1: r._lite", "2: monkeypatch.setattr(vk, '_LIB_DIRS', ())"]
+    found = [f"{p.name}:{u}" for p in sorted(Path(__file__).parent.glob("*.py")) for u in private_attribute_uses(p.read_text())]
+    assert found == [], "\n".join(found)

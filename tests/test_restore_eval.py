@@ -24,7 +24,7 @@ def test_litert_restorer_pads_like_the_reference(small_checkpoint):
         ref = torch_net(img)
     with Restorer(small_checkpoint, precision="fp32", **opts) as lite:
         out = lite(img)
-        assert list(lite._lite) == [(96, 128)]
+        assert lite.loaded_sizes == [(96, 128)]
     assert out.shape == img.shape
     assert np.abs(out - ref).max() <= 1e-4
 

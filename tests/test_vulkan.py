@@ -149,7 +149,7 @@ def test_icd_library_paths_relative_and_bare(world, monkeypatch):
     lib = _fake_driver(world / "icd.d" / "sub" / "libvulkan_lvp.so", "25.0.7")
     rel = _icd(world / "icd.d" / "lvp_icd.rel.json", "./sub/libvulkan_lvp.so")
     assert vk.icd_library(rel) == lib.resolve()
-    monkeypatch.setattr(vk, "_LIB_DIRS", (str(world / "icd.d" / "sub"),))
+    monkeypatch.setattr(vk, "LIB_DIRS", (str(world / "icd.d" / "sub"),))
     bare = _icd(world / "bare.json", "libvulkan_lvp.so")
     assert vk.icd_library(bare) == lib
     assert vk.mesa_version(lib) == (25, 0, 7)

@@ -632,7 +632,7 @@ def test_litertjs_comes_through_npm_pack_and_its_pinned_integrity(tmp_path, monk
         p.write_bytes(b"not the pinned tarball")
         return p
 
-    monkeypatch.setattr(web, "_npm_pack", fake_pack)
+    monkeypatch.setattr(web, "npm_pack", fake_pack)
     with pytest.raises(web.WebError, match="does not match its pinned integrity"):
         web.npm_tarball("wasm-utils")
     assert calls == [("wasm-utils", web.LITERTJS["wasm-utils"][0])]
@@ -660,13 +660,13 @@ def test_a_tarball_that_reaches_out_of_its_folder_is_refused(tmp_path):
                     tf.addfile(info, io.BytesIO(b"ok"))
         return buf.getvalue()
 
-    build._unpack(tarball(("package/dist/index.js", "file"), ("package/evil", "link")), tmp_path / "good")
+    build.unpack(tarball(("package/dist/index.js", "file"), ("package/evil", "link")), tmp_path / "good")
     assert sorted(p.relative_to(tmp_path / "good").as_posix() for p in (tmp_path / "good").rglob("*")) == [
         "dist", "dist/index.js"]  # fmt: skip
     assert (tmp_path / "good" / "dist" / "index.js").read_bytes() == b"ok"
     for name in ("package/../../evil.js", "/etc/evil.js", "other/evil.js", "package"):
         with pytest.raises(build.WebError) as e:
-            build._unpack(tarball((name, "file")), tmp_path / "bad")
+            build.unpack(tarball((name, "file")), tmp_path / "bad")
         assert str(e.value) == f"unexpected path in the LiteRT.js tarball: {name}"
     assert not (tmp_path / "evil.js").exists() and not list((tmp_path / "bad").rglob("*.js"))
 
@@ -679,7 +679,7 @@ def test_npm_pack_fetches_the_pinned_tarball(tmp_path, monkeypatch):
 
     monkeypatch.setenv("NAFNET_LITERT_CACHE", str(tmp_path / "cache"))
     data = web.npm_tarball("wasm-utils")
-    assert web._integrity(data) == web.LITERTJS["wasm-utils"][1]
+    assert web.integrity_of(data) == web.LITERTJS["wasm-utils"][1]
     assert (tmp_path / "cache" / "npm" / "litertjs-wasm-utils-2.5.3.tgz").read_bytes() == data
 
 

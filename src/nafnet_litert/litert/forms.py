@@ -93,7 +93,7 @@ def resize_flags(g: Graph, node: int) -> tuple[bool, bool]:
     return bool(opts.AlignCorners()), bool(opts.HalfPixelCenters())
 
 
-def _zero_off_grid(mask: np.ndarray, out_shape: tuple[int, ...], stride: tuple[int, int]) -> bool:
+def zero_off_grid(mask: np.ndarray, out_shape: tuple[int, ...], stride: tuple[int, int]) -> bool:
     """Is ``mask``, broadcast against an NHWC ``out_shape``, zero wherever row % sh or col % sw is not 0?"""
     m = np.asarray(mask, np.float32)
     if m.ndim > 4:
@@ -110,7 +110,7 @@ def _zero_off_grid(mask: np.ndarray, out_shape: tuple[int, ...], stride: tuple[i
     return not b[:, off_rows].any() and not b[:, :, off_cols].any()
 
 
-def _times(acc: np.ndarray | None, mask: np.ndarray) -> np.ndarray | None:
+def mask_product(acc: np.ndarray | None, mask: np.ndarray) -> np.ndarray | None:
     """The product of the masks met so far (rank 4, broadcast), or None when they do not broadcast."""
     m = np.asarray(mask, np.float32)
     if m.ndim > 4:
@@ -170,8 +170,8 @@ def nearest_reads(g: Graph) -> list[NearestRead]:
                     other = cop.inputs[1] if cop.inputs[0] == t else cop.inputs[0]
                     mask = constant(g, other, producers)
                     if mask is not None:
-                        prod = _times(acc, mask)
-                        if prod is not None and _zero_off_grid(prod, g.tensors[cop.outputs[0]].shape, stride):
+                        prod = mask_product(acc, mask)
+                        if prod is not None and zero_off_grid(prod, g.tensors[cop.outputs[0]].shape, stride):
                             continue  # zero-stuffed: only on-grid values go on
                         if prod is not None:  # one factor of the mask (rows, then columns): follow the product
                             todo.append((cop.outputs[0], prod))

@@ -51,7 +51,7 @@ DEFAULT_LAVAPIPE_PREFIX = "/opt/nafnet-litert/lavapipe"
 MIN_LAVAPIPE_MESA = (24, 0)
 #: Where a real GPU shows up.
 GPU_DEVICE_GLOBS = (("/dev/dri", "renderD*"), ("/dev", "nvidia0"))
-_LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/lib")
+LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/lib")
 
 KINDS = ("env", "system-gpu", "lavapipe", "swiftshader")
 
@@ -106,7 +106,7 @@ def icd_library(icd_json: str | Path) -> Path | None:
     if "/" in lib:
         p = (Path(icd_json).parent / lib).resolve()
         return p if p.is_file() else None
-    return next((Path(d) / lib for d in _LIB_DIRS if (Path(d) / lib).is_file()), None)
+    return next((Path(d) / lib for d in LIB_DIRS if (Path(d) / lib).is_file()), None)
 
 
 _MESA_VERSION = re.compile(rb"Mesa (\d{1,3})\.(\d{1,3})(?:\.(\d{1,3}))?")
@@ -162,7 +162,7 @@ def _preload_private_libdrm(library: Path) -> None:
     to the loaded copy by soname. Subprocesses that compile GPU models call :func:`ensure_vulkan_icd` themselves.
     """
     drm = library.parent / "libdrm.so.2"
-    if not drm.exists() or library.parent.as_posix() in _LIB_DIRS:
+    if not drm.exists() or library.parent.as_posix() in LIB_DIRS:
         return
     try:
         maps = Path("/proc/self/maps").read_text()

@@ -135,6 +135,17 @@ class Restorer:
         return f"{what}, {how}"
 
     @property
+    def loaded_sizes(self) -> list[tuple[int, int]]:
+        """The input sizes (H, W) of the LiteRT models compiled and open now (empty once closed)."""
+        return list(self._lite)
+
+    @property
+    def export_folder(self) -> Path | None:
+        """The temporary folder that holds the exports of a checkpoint without a file (``random:``, ``stress:``),
+        removed on :meth:`close`; None when there is none."""
+        return Path(self._tmp.name) if self._tmp is not None else None
+
+    @property
     def model_files(self) -> list[Path]:
         """The LiteRT files this restorer has run so far (exported or given)."""
         return list(self._paths.values())
@@ -191,7 +202,9 @@ class Restorer:
             return cached_model_name(self.ckpt, size, o.precision, tlc)
         return f"model_{size[0]}x{size[1]}_{o.precision}{'_tlc' if tlc else ''}_{export_key()}.tflite"
 
-    def _torch_net(self):
+    def torch_net(self):
+        """The PyTorch network the torch backend runs (built from the checkpoint on first use; TLC-wrapped for
+        full-frame TLC runs)."""
         if self._torch is None:
             net = self.ckpt.build_reference()
             if self.options.full_frame and self.options.tlc:
@@ -207,7 +220,7 @@ class Restorer:
             import torch
 
             with torch_threads(self.options.threads), torch.inference_mode():
-                return self._torch_net()(torch.from_numpy(x)).numpy()
+                return self.torch_net()(torch.from_numpy(x)).numpy()
         model = self.litert_model(tuple(x.shape[2:]))
         y = np.concatenate([model.run(b[None]) for b in x])
         if not np.isfinite(y).all():  # NaN/inf would be written as black or white pixels: never a silent photo

@@ -62,11 +62,11 @@ CORE_IMPORT_RELATIVE = 'from "../../wasm-utils/dist/index.js"'
 NPM_TIMEOUT_S = 600
 
 
-def _integrity(data: bytes) -> str:
+def integrity_of(data: bytes) -> str:
     return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
 
 
-def _npm_pack(name: str, version: str, dest: Path) -> Path:
+def npm_pack(name: str, version: str, dest: Path) -> Path:
     """``npm pack @litertjs/NAME@VERSION`` into ``dest`` with the user's npm (and so the user's registry, mirror and
     proxy settings); returns the tarball's path."""
     npm = shutil.which("npm")
@@ -108,15 +108,15 @@ def npm_tarball(name: str, npm_dir: Path | None = None) -> bytes:
     for path in candidates:
         if path.is_file():
             data = path.read_bytes()
-            if _integrity(data) == integrity:
+            if integrity_of(data) == integrity:
                 return data
             if npm_dir and path.parent == npm_dir:
                 raise WebError(f"{path}: not the pinned @litertjs/{name} {version} (integrity differs)")
     if npm_dir:
         raise WebError(f"{filename} is not in {npm_dir} (get it with: npm pack @litertjs/{name}@{version})")
     with tempfile.TemporaryDirectory(prefix="nafnet-litert-npm-") as tmp:
-        data = _npm_pack(name, version, Path(tmp)).read_bytes()
-    if _integrity(data) != integrity:
+        data = npm_pack(name, version, Path(tmp)).read_bytes()
+    if integrity_of(data) != integrity:
         raise WebError(f"@litertjs/{name} {version} from npm does not match its pinned integrity: refusing it")
     from ..io.files import atomic_write_bytes
 
@@ -125,7 +125,7 @@ def npm_tarball(name: str, npm_dir: Path | None = None) -> bytes:
     return data
 
 
-def _unpack(data: bytes, dest: Path) -> None:
+def unpack(data: bytes, dest: Path) -> None:
     """An npm tarball's files (everything under ``package/``) into ``dest``. tarfile's ``data`` filter keeps every
     file inside ``dest`` (no absolute paths, no ``..`` out of it, no device files); links and other non-files are
     not part of a package and are skipped."""
@@ -208,7 +208,7 @@ def _write_site(stage: Path, ckpt, tile: int, tarballs: dict) -> None:
             export(ckpt, stage / name, tile, precision)
     for name, data in tarballs.items():
         shutil.rmtree(stage / "litert" / name, ignore_errors=True)
-        _unpack(data, stage / "litert" / name)
+        unpack(data, stage / "litert" / name)
     _relative_core_import(stage / "litert" / "core")
     assets = resources.files("nafnet_litert") / "assets" / "web"
     for name in SITE_FILES:
