@@ -88,6 +88,75 @@ def _lib() -> C.CDLL:
     return C.CDLL(str(path))
 
 
+def _ok(status: int, what: str) -> None:
+    if status != 0:
+        raise ProfileError(f"LiteRT {what} failed (status {status})")
+
+
+def _cpu_options(lib, opts, threads: int, keep: list) -> None:
+    """CPU (XNNPACK, ``threads`` threads) with the profiler enabled, as opaque options whose payloads Python owns."""
+    vp = C.c_void_p
+    _ok(lib.LiteRtSetOptionsHardwareAccelerators(opts, _CPU), "options (CPU)")
+    no_free = C.CFUNCTYPE(None, vp)(lambda p: None)  # the payloads are Python-owned
+    keep.append(no_free)
+    for ident, text in (
+        (b"runtime_options_string", "enable_profiling = true\n"),
+        (b"xnnpack", f"num_threads = {int(threads)}\n"),
+    ):
+        payload = C.create_string_buffer(text.encode())
+        opaque = vp()
+        _ok(lib.LiteRtCreateOpaqueOptions(ident, C.cast(payload, vp), no_free, C.byref(opaque)), "options")
+        _ok(lib.LiteRtAddOpaqueOptions(opts, opaque), "options")
+        keep.append(payload)
+
+
+def _host_buffer(lib, shape: tuple[int, ...], keep: list, buffers: list) -> tuple[np.ndarray, C.c_void_p]:
+    """A float32 array in 64-byte aligned host memory (what LiteRT wants) and the tensor buffer over it."""
+    n = int(np.prod(shape)) * 4
+    raw = np.zeros(n + 64, np.uint8)
+    off = (-raw.ctypes.data) % 64
+    arr = raw[off : off + n].view(np.float32).reshape(shape)
+    t = _RankedTensorType()
+    t.element_type = _FLOAT32
+    t.layout.rank_bits = len(shape)  # rank:7, has_strides:1 = 0
+    for i, d in enumerate(shape):
+        t.layout.dimensions[i] = d
+    buf = C.c_void_p()
+    _ok(lib.LiteRtCreateTensorBufferFromHostMemory(C.byref(t), C.c_void_p(arr.ctypes.data), C.c_size_t(n), None,
+                                                   C.byref(buf)), "tensor buffer")  # fmt: skip
+    buffers.append(buf)
+    keep.append(raw)
+    return arr, buf
+
+
+def _profiled_runs(lib, compiled, ins, outs, runs: int, warmup: int) -> tuple[list[float], C.Array]:
+    """``warmup`` plain runs, then ``runs`` with the profiler on: (wall ms of each, the profiler's events)."""
+    vp = C.c_void_p
+
+    def run() -> None:
+        _ok(lib.LiteRtRunCompiledModel(compiled, C.c_size_t(0), C.c_size_t(1), ins, C.c_size_t(1), outs), "run")
+
+    for _ in range(warmup):
+        run()
+    prof = vp()
+    _ok(lib.LiteRtCompiledModelGetProfiler(compiled, C.byref(prof)), "profiler")
+    if not prof.value:
+        raise ProfileError("this LiteRT build returned no profiler")
+    _ok(lib.LiteRtResetProfiler(prof), "profiler reset")
+    _ok(lib.LiteRtStartProfiler(prof), "profiler start")
+    walls = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        run()
+        walls.append((time.perf_counter() - t0) * 1e3)
+    _ok(lib.LiteRtStopProfiler(prof), "profiler stop")
+    n = C.c_int()
+    _ok(lib.LiteRtGetNumProfilerEvents(prof, C.byref(n)), "profiler events")
+    events = (_Event * n.value)()
+    _ok(lib.LiteRtGetProfilerEvents(prof, n, events), "profiler events")
+    return walls, events
+
+
 def profile_model(model_path: str | Path, threads: int = 2, runs: int = 5, warmup: int = 2) -> Profile:
     """Run ``model_path`` on LiteRT's CPU accelerator (XNNPACK, ``threads`` threads) with the profiler on and
     return the mean time of every op over ``runs`` inferences, each mapped to its graph node."""
@@ -99,75 +168,19 @@ def profile_model(model_path: str | Path, threads: int = 2, runs: int = 5, warmu
     t_in, t_out = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
     if t_in.dtype != "FLOAT32" or t_out.dtype != "FLOAT32":
         raise ProfileError(f"the profile runs float32 models, got {t_in.dtype} -> {t_out.dtype}")
-
-    def ok(status: int, what: str) -> None:
-        if status != 0:
-            raise ProfileError(f"LiteRT {what} failed (status {status})")
-
     keep: list = []  # ctypes objects the runtime points into
-    env, model, opts, compiled = vp(), vp(), vp(), vp()
-    ok(lib.LiteRtCreateEnvironment(0, None, C.byref(env)), "environment")
     buffers: list = []
+    env, model, opts, compiled = vp(), vp(), vp(), vp()
+    _ok(lib.LiteRtCreateEnvironment(0, None, C.byref(env)), "environment")
     try:
-        ok(lib.LiteRtCreateModelFromFile(env, str(model_path).encode(), C.byref(model)), "model load")
-        ok(lib.LiteRtCreateOptions(C.byref(opts)), "options")
-        ok(lib.LiteRtSetOptionsHardwareAccelerators(opts, _CPU), "options (CPU)")
-        no_free = C.CFUNCTYPE(None, vp)(lambda p: None)  # the payloads are Python-owned
-        keep.append(no_free)
-        for ident, text in (
-            (b"runtime_options_string", "enable_profiling = true\n"),
-            (b"xnnpack", f"num_threads = {int(threads)}\n"),
-        ):
-            payload = C.create_string_buffer(text.encode())
-            opaque = vp()
-            ok(lib.LiteRtCreateOpaqueOptions(ident, C.cast(payload, vp), no_free, C.byref(opaque)), "options")
-            ok(lib.LiteRtAddOpaqueOptions(opts, opaque), "options")
-            keep.append(payload)
-        ok(lib.LiteRtCreateCompiledModel(env, model, opts, C.byref(compiled)), "compile")
-
-        def host_buffer(shape):
-            n = int(np.prod(shape)) * 4
-            raw = np.zeros(n + 64, np.uint8)
-            off = (-raw.ctypes.data) % 64  # LiteRT wants 64-byte aligned host memory
-            arr = raw[off : off + n].view(np.float32).reshape(shape)
-            t = _RankedTensorType()
-            t.element_type = _FLOAT32
-            t.layout.rank_bits = len(shape)  # rank:7, has_strides:1 = 0
-            for i, d in enumerate(shape):
-                t.layout.dimensions[i] = d
-            buf = vp()
-            ok(lib.LiteRtCreateTensorBufferFromHostMemory(C.byref(t), vp(arr.ctypes.data), C.c_size_t(n), None,
-                                                          C.byref(buf)), "tensor buffer")  # fmt: skip
-            buffers.append(buf)
-            keep.append(raw)
-            return arr, buf
-
-        x, bx = host_buffer(tuple(t_in.shape))
-        _, by = host_buffer(tuple(t_out.shape))
+        _ok(lib.LiteRtCreateModelFromFile(env, str(model_path).encode(), C.byref(model)), "model load")
+        _ok(lib.LiteRtCreateOptions(C.byref(opts)), "options")
+        _cpu_options(lib, opts, threads, keep)
+        _ok(lib.LiteRtCreateCompiledModel(env, model, opts, C.byref(compiled)), "compile")
+        x, bx = _host_buffer(lib, tuple(t_in.shape), keep, buffers)
+        _, by = _host_buffer(lib, tuple(t_out.shape), keep, buffers)
         x[:] = np.random.default_rng(0).random(x.shape, dtype=np.float32)
-        ins, outs = (vp * 1)(bx), (vp * 1)(by)
-
-        def run() -> None:
-            ok(lib.LiteRtRunCompiledModel(compiled, C.c_size_t(0), C.c_size_t(1), ins, C.c_size_t(1), outs), "run")
-
-        for _ in range(warmup):
-            run()
-        prof = vp()
-        ok(lib.LiteRtCompiledModelGetProfiler(compiled, C.byref(prof)), "profiler")
-        if not prof.value:
-            raise ProfileError("this LiteRT build returned no profiler")
-        ok(lib.LiteRtResetProfiler(prof), "profiler reset")
-        ok(lib.LiteRtStartProfiler(prof), "profiler start")
-        walls = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            run()
-            walls.append((time.perf_counter() - t0) * 1e3)
-        ok(lib.LiteRtStopProfiler(prof), "profiler stop")
-        n = C.c_int()
-        ok(lib.LiteRtGetNumProfilerEvents(prof, C.byref(n)), "profiler events")
-        events = (_Event * n.value)()
-        ok(lib.LiteRtGetProfilerEvents(prof, n, events), "profiler events")
+        walls, events = _profiled_runs(lib, compiled, (vp * 1)(bx), (vp * 1)(by), runs, warmup)
         ops, partitions = _map_events(graph, events, runs)
     finally:
         for b in buffers:
