@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh --test
 python3 -m ruff check src tests scripts
-python3 -m pytest -v --durations=15 "$@"
+python3 -m pyright
+python3 -m pytest -v --durations=25 -n 2 --dist loadgroup "$@"
