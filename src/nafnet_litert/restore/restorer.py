@@ -96,14 +96,13 @@ def cached_export(ckpt, size: tuple[int, int], precision: str, tlc: bool = False
 
 def _intact(model: Path) -> bool:
     """A cached model is used only when its sidecar's SHA-256 matches the file."""
-    import json
-
+    from ..litert.sidecar import read_sidecar
     from ..models.checkpoint import sha256_file
 
+    sidecar = read_sidecar(model)
     try:
-        meta = json.loads(model.with_suffix(".json").read_text())
-        return model.is_file() and meta.get("model_sha256") == sha256_file(model)
-    except (OSError, ValueError, AttributeError):
+        return sidecar is not None and model.is_file() and sidecar.model_sha256 == sha256_file(model)
+    except OSError:
         return False
 
 
@@ -116,7 +115,8 @@ _GRAY_MODEL = (
 def _check_image_model(path: Path) -> None:
     """Before any work: a .tflite must be a 3-channel float32 image-to-image model (the audit's ``io`` check)."""
     from ..litert.graph import read_graph
-    from ..litert.runtime import infer_io, read_sidecar
+    from ..litert.runtime import infer_io
+    from ..litert.sidecar import read_sidecar
     from ..litert.static_audit import io_contract
 
     g = read_graph(path)

@@ -17,25 +17,28 @@ from pathlib import Path
 
 import numpy as np
 
+from ..litert.sidecar import Sidecar
+from .text import LABEL_WIDTH, format_check
+
 
 def straight_comparison(model_path, reference, report, threads: int = 2) -> dict | None:
     """Export a straight litert-torch conversion of ``reference`` like ``model_path`` (same size, precision and
     layout, no rewrite), run it on the GPU accelerator in fp16 on the audit's first photo, and return its output
     beside ours for the report (``report``: the :class:`~nafnet_litert.verify.audit.AuditReport`, whose input and
     reference output are reused). None when the model has no sidecar saying how it was exported."""
-    from .audit import _run_backend, parity_metrics
     from ..litert.convert import export
-    from .fp16 import export_options
-    from ..litert.runtime import read_sidecar
+    from ..litert.sidecar import read_sidecar
+    from .parity import parity_metrics, run_backend
+    from .stressed_export import export_options
 
-    opts = export_options(read_sidecar(model_path) or {})
+    opts = export_options(read_sidecar(model_path))
     if opts is None:
         return None
     x, ref = report.first_outputs["input"], report.first_outputs["reference"]
     with tempfile.TemporaryDirectory(prefix="nafnet-litert-straight-") as tmp:
         path = Path(tmp) / "straight.tflite"
         export(reference, path, size=opts["size"], precision=opts["precision"], layout=opts["layout"], straight=True)
-        run = _run_backend(path, [x], "gpu", threads, "fp16")
+        run = run_backend(path, [x], "gpu", threads, "fp16")
     if run.error:
         return {"error": run.error}
     out = run.outputs[0]
@@ -105,7 +108,7 @@ def _check_rows(report) -> str:
     esc = html.escape
     rows = ["<table><tr><th>check</th><th>result</th><th>numbers</th></tr>"]
     for name, c in report.checks.items():
-        text = "\n".join(line[14:] for line in _check_lines(name, c))
+        text = "\n".join(line[LABEL_WIDTH:] for line in format_check(name, c))
         rows.append(
             f"<tr><td>{esc(name)}</td><td class='{'pass' if c.passed else 'fail'}'>{'pass' if c.passed else 'FAIL'}"
             f"</td><td><pre>{esc(text)}</pre></td></tr>"
@@ -114,13 +117,7 @@ def _check_rows(report) -> str:
     return "".join(rows)
 
 
-def _check_lines(name, c):
-    from .audit import _format_check
-
-    return _format_check(name, c)
-
-
-def render_html(report, sidecar: dict | None = None, straight: dict | None = None) -> str:
+def render_html(report, sidecar: Sidecar | None = None, straight: dict | None = None) -> str:
     """One self-contained HTML page from an :class:`~nafnet_litert.verify.audit.AuditReport` (and the straight
     conversion's fp16 GPU run from :func:`straight_comparison`, when there is one)."""
     s = report.static
@@ -145,8 +142,8 @@ def render_html(report, sidecar: dict | None = None, straight: dict | None = Non
         ("input", f"{s['io']['inputs'][0]['name']} {s['io']['inputs'][0]['shape']}"),
         ("output", f"{s['io']['outputs'][0]['name']} {s['io']['outputs'][0]['shape']}"),
     ]  # fmt: skip
-    if sidecar:
-        rows.insert(0, ("architecture", sidecar.get("architecture", "")))
+    if sidecar is not None:
+        rows.insert(0, ("architecture", sidecar.architecture or ""))
     parts += [f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in rows] + ["</table>"]
     parts.append("<h2>Checks</h2>" + _check_rows(report))
     parts.append("<h2>Op histogram (red: rejected on phones, orange: unproven)</h2>")
