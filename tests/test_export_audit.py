@@ -12,7 +12,9 @@ import torch
 from torch import nn
 
 from nafnet_litert.litert import device_ops
-from nafnet_litert.verify.audit import audit, parity_metrics, static_audit
+from nafnet_litert.litert.static_audit import static_audit
+from nafnet_litert.verify.audit import audit
+from nafnet_litert.verify.parity import parity_metrics
 from nafnet_litert.errors import ExportError
 from nafnet_litert.litert.convert import convert_to_tflite, export, parse_size
 

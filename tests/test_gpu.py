@@ -15,7 +15,8 @@ import sys
 import pytest
 import torch
 
-from nafnet_litert.verify.audit import GPU_FP16_THRESHOLDS, audit
+from nafnet_litert.verify.audit import audit
+from nafnet_litert.verify.parity import GPU_FP16_THRESHOLDS
 
 from tests.conftest import skimage_photo
 

@@ -11,7 +11,7 @@ import pytest
 import nafnet_litert as nl
 from nafnet_litert.litert.convert import quantize_int8
 from nafnet_litert.litert.static_audit import static_audit
-from nafnet_litert.verify.audit import PARITY_THRESHOLDS
+from nafnet_litert.verify.parity import PARITY_THRESHOLDS
 
 from .conftest import skimage_photo
 

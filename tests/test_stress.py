@@ -9,7 +9,7 @@ import torch
 
 from nafnet_litert.models.checkpoint import resolve_checkpoint
 from nafnet_litert.errors import CheckpointError
-from nafnet_litert.verify.fp16 import export_options
+from nafnet_litert.verify.stressed_export import export_options
 from nafnet_litert.models.stress import bottleneck_magnitude, default_photo, level_deviations, level_magnitudes, stream_twin, stressed_twin
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nafnet_litert.verify.audit import static_audit
+from nafnet_litert.litert.static_audit import static_audit
 from nafnet_litert.models.checkpoint import random_checkpoint
 from nafnet_litert.restore.pixels import to_nchw
 from nafnet_litert.models import PRESETS

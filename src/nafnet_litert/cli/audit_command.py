@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from ..models.checkpoint import resolve_checkpoint
     from ..errors import NafnetLitertError
     from ..verify.report import render_html, straight_comparison, write_html
-    from ..litert.runtime import read_sidecar
+    from ..litert.sidecar import read_sidecar
 
     if args.explain is not None:
         return _explain(args)

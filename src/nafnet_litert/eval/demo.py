@@ -60,7 +60,7 @@ class DemoResult:
 def run_demo(
     out_dir: str | Path = "nafnet-demo", threads: int = 2, model: str = "default", image: str | Path | None = None
 ) -> DemoResult:
-    from ..verify.audit import parity_metrics
+    from ..verify.parity import parity_metrics
     from ..models.checkpoint import resolve_checkpoint
     from ..litert.static_audit import static_audit
     from ..io.files import atomic_path, atomic_write_text

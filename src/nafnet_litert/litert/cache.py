@@ -65,14 +65,13 @@ def cached_export(ckpt, size: tuple[int, int], precision: str, tlc: bool = False
 
 def intact(model: Path) -> bool:
     """A cached model is used only when its sidecar's SHA-256 matches the file."""
-    import json
-
     from ..models.checkpoint import sha256_file
+    from .sidecar import read_sidecar
 
+    sidecar = read_sidecar(model)
     try:
-        meta = json.loads(model.with_suffix(".json").read_text())
-        return model.is_file() and meta.get("model_sha256") == sha256_file(model)
-    except (OSError, ValueError, AttributeError):
+        return sidecar is not None and model.is_file() and sidecar.model_sha256 == sha256_file(model)
+    except OSError:
         return False
 
 
@@ -85,7 +84,8 @@ GRAY_MODEL = (
 def check_image_model(path: Path) -> None:
     """Before any work: a .tflite must be a 3-channel float32 image-to-image model (the audit's ``io`` check)."""
     from .graph import read_graph
-    from .runtime import infer_io, read_sidecar
+    from .runtime import infer_io
+    from .sidecar import read_sidecar
     from .static_audit import io_contract
 
     g = read_graph(path)

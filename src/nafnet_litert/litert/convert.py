@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import re
 import tempfile
@@ -26,6 +25,7 @@ from ..io.files import atomic_write_all, check_writable
 from ..errors import ExportError
 from ..models.deploy import DEFAULT_POOL_SCALE, DeployedNAFNet, to_deploy
 from .names import compact_tensor_names
+from .sidecar import FORMAT, Sidecar, sidecar_path
 
 #: What ``int8`` means (ai-edge-quantizer, weight-only): every weight is dequantized to float32 before its op
 #: (DEQUANTIZE) and activations stay float32 — the same float network with smaller weights. Convolution weights are
@@ -100,7 +100,7 @@ class ExportWrapper(nn.Module):
 class ExportResult:
     model_path: Path
     sidecar_path: Path
-    sidecar: dict
+    sidecar: dict  # Sidecar.to_dict(): what the JSON file holds
 
 
 def library_versions() -> dict[str, str]:
@@ -242,48 +242,48 @@ def export(
     buf = convert_to_tflite(deploy, size, precision, layout, ckpt.config.img_channel)
     seconds = time.perf_counter() - t0
     summary = static_audit(buf).summary()
-    sidecar = {
-        "format": "nafnet-litert/1",
-        "recipe": EXPORT_RECIPE,
-        "model": output.name,
-        "architecture": ckpt.config.describe(),
-        "config": ckpt.config.to_dict(),
-        "size": {"height": size[0], "width": size[1]},
-        "precision": precision,
-        "quantization": INT8_RECIPE if precision == "int8" else None,
-        "layout": layout,
-        "signature": {
+    io_shape = _shape(layout, ckpt.config.img_channel, size)
+    sidecar = Sidecar(
+        format=FORMAT,
+        recipe=EXPORT_RECIPE,
+        model=output.name,
+        architecture=ckpt.config.describe(),
+        config=ckpt.config.to_dict(),
+        size=size,
+        precision=precision,
+        quantization=INT8_RECIPE if precision == "int8" else None,
+        layout=layout,
+        signature={
             "key": "serving_default",
-            "input": {"name": INPUT_NAME, "shape": _shape(layout, ckpt.config.img_channel, size)},
-            "output": {"name": OUTPUT_NAME, "shape": _shape(layout, ckpt.config.img_channel, size)},
+            "input": {"name": INPUT_NAME, "shape": io_shape},
+            "output": {"name": OUTPUT_NAME, "shape": list(io_shape)},
             "range": "float32 RGB in [0, 1]",
         },
-        "rewrites": None
-        if straight
-        else {
-            "layernorm_scale": list(deploy_scales),
-            "scale_mode": "auto" if scale == "auto" else "fixed",
-            "pool_scale": DEFAULT_POOL_SCALE,
-            "upsample": "depth_to_space" if native_ops else "zero_stuff",
-            "gate": ("split" if native_ops else "split_convs") if lean else "slices",
-            "lean": lean,
-            "native_ops": native_ops,
-        },
-        "straight": straight,
-        "tlc": _tlc_sidecar(ckpt.config, size, tlc_train_size) if tlc else None,
-        "checkpoint": {
-            "file": ckpt.path.name if ckpt.path else None,
-            "sha256": ckpt.sha256,
-        },
-        "model_sha256": _sha256_bytes(buf),
-        "file_size": len(buf),
-        "convert_seconds": round(seconds, 1),
-        "versions": library_versions(),
-        "audit": summary,
+        rewrites=None if straight else _rewrites_sidecar(deploy_scales, scale, lean, native_ops),
+        straight=straight,
+        tlc=_tlc_sidecar(ckpt.config, size, tlc_train_size) if tlc else None,
+        checkpoint={"file": ckpt.path.name if ckpt.path else None, "sha256": ckpt.sha256},
+        model_sha256=_sha256_bytes(buf),
+        file_size=len(buf),
+        convert_seconds=round(seconds, 1),
+        versions=library_versions(),
+        audit=summary,
+    )
+    path = sidecar_path(output)
+    atomic_write_all({output: buf, path: sidecar.to_json().encode()})  # a pair
+    return ExportResult(output, path, sidecar.to_dict())
+
+
+def _rewrites_sidecar(deploy_scales, scale, lean: bool, native_ops: bool) -> dict:
+    return {
+        "layernorm_scale": list(deploy_scales),
+        "scale_mode": "auto" if scale == "auto" else "fixed",
+        "pool_scale": DEFAULT_POOL_SCALE,
+        "upsample": "depth_to_space" if native_ops else "zero_stuff",
+        "gate": ("split" if native_ops else "split_convs") if lean else "slices",
+        "lean": lean,
+        "native_ops": native_ops,
     }
-    sidecar_path = output.with_suffix(".json")
-    atomic_write_all({output: buf, sidecar_path: (json.dumps(sidecar, indent=2) + "\n").encode()})  # a pair
-    return ExportResult(output, sidecar_path, sidecar)
 
 
 def _tlc_sidecar(config, size: tuple[int, int], train_size: int) -> dict:

@@ -60,6 +60,18 @@ class Graph:
             return None
         return np.frombuffer(data, dtype=dtype).reshape(t.shape)
 
+    def builtin_options(self, op_index: int, cls_name: str):
+        """Op ``op_index``'s builtin options as ``schema_py_generated.<cls_name>`` (e.g. ``"Conv2DOptions"``), or
+        None when the op has none."""
+        from ai_edge_litert import schema_py_generated as schema
+
+        table = schema.Model.GetRootAsModel(self.raw, 0).Subgraphs(0).Operators(op_index).BuiltinOptions()
+        if table is None:
+            return None
+        opts = getattr(schema, cls_name)()
+        opts.Init(table.Bytes, table.Pos)
+        return opts
+
     @property
     def node_count(self) -> int:
         return len(self.ops)

@@ -8,7 +8,6 @@ model compiles.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 
 from ..errors import ModelFileError
 from ..facts import GPU_PRECISIONS
+from .sidecar import Sidecar, read_sidecar
 from .vulkan import (  # noqa: F401  (re-exported: the runtime's public names)
     SWIFTSHADER_ICDS,
     VULKAN_LOADERS,
@@ -38,21 +38,12 @@ class ModelIO:
     channels: int
 
 
-def read_sidecar(model_path: str | Path) -> dict | None:
-    p = Path(model_path).with_suffix(".json")
-    if p.is_file():
-        try:
-            return json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError):
-            return None
-    return None
-
-
-def infer_io(shape: list[int] | tuple[int, ...], sidecar: dict | None = None) -> ModelIO:
-    """Layout and size of an image model's input ``[1,C,H,W]`` or ``[1,H,W,C]`` (C = 1 or 3)."""
+def infer_io(shape: list[int] | tuple[int, ...], sidecar: Sidecar | None = None) -> ModelIO:
+    """Layout and size of an image model's input ``[1,C,H,W]`` or ``[1,H,W,C]`` (C = 1 or 3); the sidecar's
+    layout when it records one."""
     if len(shape) != 4 or shape[0] != 1:
         raise ModelFileError(f"expected a [1,C,H,W] or [1,H,W,C] image input, got {list(shape)}")
-    layout = (sidecar or {}).get("layout")
+    layout = sidecar.layout if sidecar is not None else None
     if layout is None:
         layout = "NCHW" if shape[1] in (1, 3) and shape[3] not in (1, 3) else "NHWC"
         if shape[1] in (1, 3) and shape[3] in (1, 3):

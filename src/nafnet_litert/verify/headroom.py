@@ -8,8 +8,8 @@ of the main subgraph reports:
 * ``max_abs``: the largest |value| of its output tensor(s) in fp32, and whether any is NaN or inf;
 * ``bound`` (accumulating ops only): an upper bound of the largest partial sum an fp16 accumulator could hold,
   whatever the summation order: ``sum |w| |x| + |b|`` for CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED and
-  BATCH_MATMUL (in float64 on ``|x|`` and ``|W|``: ``torch.nn.functional.conv2d`` or a matrix product for CONV_2D,
-  a sum of shifted strided slices for DEPTHWISE_CONV_2D, a matrix product for the others; stride, padding and
+  BATCH_MATMUL (:mod:`.bounds`, in float64 on ``|x|`` and ``|W|``: ``torch.nn.functional.conv2d`` or a matrix
+  product for CONV_2D, a sum of shifted strided slices for DEPTHWISE_CONV_2D, a matrix product for the others; stride, padding and
   dilation from the op's builtin options), and
   ``sum |x|`` over the reduced elements for MEAN, SUM (axes) and AVERAGE_POOL_2D (window) -- a GPU may compute a
   mean as a sum followed by one division;
@@ -40,6 +40,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelFileError
+from ..litert.graph import Graph, OpInfo, read_graph
+from .bounds import (
+    batch_matmul_bound, conv_bound, magnitude_stats, matmul_bound, min_abs, pool_bound, reduce_bound,
+)  # fmt: skip
+from .text import format_headroom_table
 
 FP16_MAX = 65504.0
 FP16_MIN_SUBNORMAL = 2.0**-24  # 5.96e-8
@@ -53,7 +58,7 @@ ACCUMULATING_OPS = (
 #: Ops with a denominator, and which input it is.
 DENOMINATOR_INPUT = {"RSQRT": 0, "SQRT": 0, "DIV": 1}
 
-_FLOAT_TYPES = {"FLOAT32": "<f4", "FLOAT16": "<f2", "FLOAT64": "<f8"}
+_FLOAT_TYPES = ("FLOAT32", "FLOAT16", "FLOAT64")
 
 
 def overflow_verdict(headroom: float) -> str:
@@ -165,240 +170,55 @@ class HeadroomReport:
 
     def format_table(self, top: int = 20) -> str:
         """The ``top`` rows with the least headroom, then every floor that is not ``ok``, as aligned text."""
-        lines = [
-            f"{self.model}: {len(self.rows)} ops, {self.overflow_count} overflow, {self.tight_count} tight, "
-            f"{self.underflow_count} underflow, {self.subnormal_count} subnormal, {self.nonfinite_count} non-finite"
-            f" -> {'PASS' if self.passed else 'FAIL'} ({self.seconds:.1f} s)"
-        ]
-        head = f"{'#':>5}  {'op':<18} {'max|out|':>10} {'bound':>10} {'headroom':>9}  {'verdict':<8} {'by':<11} output"
-        lines += ["", head]
-        for r in self.tightest(top):
-            bound = "" if r.bound is None else _num(r.bound)
-            flag = "" if r.finite else " [NaN]" if r.nan and not r.inf else " [inf]"
-            lines.append(
-                f"{r.index:>5}  {r.op:<18} {_num(r.max_abs):>10} {bound:>10} {_num(r.headroom):>9}  "
-                f"{r.verdict:<8} {r.limited_by:<11} {_short(r.output)}{flag}"
-            )
-        floors = sorted((r for r in self.rows if r.floor is not None), key=lambda r: r.floor)
-        shown = [r for r in floors if r.floor_verdict != "ok"] or floors[:3]
-        if shown:
-            lines += ["", f"{'#':>5}  {'op':<18} {'min|den|':>10}  verdict    output"]
-            for r in shown[:top]:
-                lines.append(f"{r.index:>5}  {r.op:<18} {_num(r.floor):>10}  {r.floor_verdict:<10} {_short(r.output)}")
-        lines += [f"note: {n}" for n in self.notes]
-        return "\n".join(lines)
+        return format_headroom_table(self, top)
+
+    def summary(self) -> dict:
+        """What the audit's ``fp16_headroom`` check keeps: the counts and the worst rows in brief."""
+        d = self.to_dict()
+        return {
+            "passed": self.passed,
+            "overflow_count": self.overflow_count,
+            "underflow_count": self.underflow_count,
+            "subnormal_count": self.subnormal_count,
+            "nonfinite_count": self.nonfinite_count,
+            "worst": _row_brief(d.get("worst")),
+            "worst_floor": _row_brief(d.get("worst_floor")),
+            "tightest": [_row_brief(r) for r in d.get("tightest", [])],
+        }
 
 
-def _num(v: float) -> str:
-    if v is None:
-        return ""
-    if math.isinf(v) or math.isnan(v):
-        return str(v)
-    return f"{v:.4g}"
-
-
-def _short(name: str, width: int = 70) -> str:
-    return name if len(name) <= width else "..." + name[-(width - 3) :]
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Flatbuffer side: builtin options.
-
-
-class _Flatbuffer:
-    """The builtin options :func:`~nafnet_litert.litert.graph.read_graph` does not keep (constants are read by
-    :meth:`~nafnet_litert.litert.graph.Graph.const_value`)."""
-
-    def __init__(self, buf: bytes) -> None:
-        from ai_edge_litert import schema_py_generated as schema
-
-        self.schema = schema
-        self.buf = buf
-        self.model = schema.Model.GetRootAsModel(buf, 0)
-        self.subgraph = self.model.Subgraphs(0)
-
-    def options(self, op_index: int, cls_name: str):
-        """The op's builtin options as ``schema.<cls_name>``, or None when the op has none."""
-        table = self.subgraph.Operators(op_index).BuiltinOptions()
-        if table is None:
-            return None
-        opts = getattr(self.schema, cls_name)()
-        opts.Init(table.Bytes, table.Pos)
-        return opts
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Bounds.
-
-
-def _peak(a: np.ndarray) -> float:
-    """max over non-NaN values (NaN when all are NaN; 0 for an empty array)."""
-    a = np.asarray(a)
-    if a.size == 0:
-        return 0.0
-    m = float(a.max())
-    if math.isnan(m):
-        rest = a[~np.isnan(a)]
-        return float(rest.max()) if rest.size else math.nan
-    return m
-
-
-def _same_pads(size: int, k: int, stride: int, dilation: int) -> tuple[int, int]:
-    """TFLite SAME padding: (before, after) along one axis."""
-    out = -(-size // stride)
-    eff = (k - 1) * dilation + 1
-    total = max((out - 1) * stride + eff - size, 0)
-    return total // 2, total - total // 2
-
-
-def _pad_nchw(x, padding: int, kh: int, kw: int, sh: int, sw: int, dh: int = 1, dw: int = 1):
-    """Zero-pad an NCHW torch tensor the way TFLite pads for ``padding`` (schema.Padding SAME=0 / VALID=1)."""
-    import torch.nn.functional as F
-
-    if padding != 0:  # VALID
-        return x
-    top, bottom = _same_pads(x.shape[2], kh, sh, dh)
-    left, right = _same_pads(x.shape[3], kw, sw, dw)
-    if top or bottom or left or right:
-        x = F.pad(x, (left, right, top, bottom))
-    return x
-
-
-def conv_bound(
-    x_nhwc: np.ndarray,
-    filt: np.ndarray,
-    bias: np.ndarray | None,
-    stride: tuple[int, int] = (1, 1),
-    dilation: tuple[int, int] = (1, 1),
-    padding: str = "SAME",
-    depthwise: bool = False,
-) -> float:
-    """max over outputs of ``sum |w| |x| + |b|`` for a TFLite CONV_2D (filter ``[O,kh,kw,I]``, groups = C / I) or
-    DEPTHWISE_CONV_2D (filter ``[1,kh,kw,C*mult]``), in float64.
-
-    CONV_2D runs ``torch.nn.functional.conv2d`` on NCHW (a 1x1, stride-1, ungrouped one a matrix product);
-    DEPTHWISE_CONV_2D sums the kh*kw shifted, strided NHWC slices times the tap's |w| (torch's float64 depthwise
-    convolution took ~0.2 s for one 32x32x256 op)."""
-    import torch
-    import torch.nn.functional as F
-
-    n, h, w_, c = x_nhwc.shape
-    w = np.abs(np.asarray(filt, np.float64))
-    kh, kw = w.shape[1], w.shape[2]
-    (sh, sw), (dh, dw) = stride, dilation
-    b = None if bias is None else np.abs(np.asarray(bias, np.float64)).reshape(-1)
-    xa = np.abs(np.asarray(x_nhwc, np.float64))
-    if depthwise:
-        mult = w.shape[3] // c
-        if w.shape[3] != c * mult:
-            raise ValueError(f"depthwise filter {list(w.shape)} does not fit {c} input channels")
-        if padding == "SAME":
-            (top, bottom), (left, right) = _same_pads(h, kh, sh, dh), _same_pads(w_, kw, sw, dw)
-            xa = np.pad(xa, ((0, 0), (top, bottom), (left, right), (0, 0)))
-        if mult > 1:  # output channel c * mult + m reads input channel c
-            xa = np.repeat(xa, mult, axis=3)
-        ho = (xa.shape[1] - (kh - 1) * dh - 1) // sh + 1
-        wo = (xa.shape[2] - (kw - 1) * dw - 1) // sw + 1
-        if ho <= 0 or wo <= 0:
-            return 0.0
-        acc = np.zeros((n, ho, wo, c * mult)) if b is None else np.broadcast_to(b, (n, ho, wo, c * mult)).copy()
-        for u in range(kh):
-            for v in range(kw):
-                tap = xa[:, u * dh : u * dh + (ho - 1) * sh + 1 : sh, v * dw : v * dw + (wo - 1) * sw + 1 : sw]
-                acc += tap * w[0, u, v]
-        return _peak(acc)
-    if c % w.shape[3]:
-        raise ValueError(f"conv filter {list(w.shape)} does not fit {c} input channels")
-    groups = c // w.shape[3]
-    if kh == kw == 1 and stride == (1, 1) and groups == 1:
-        y = torch.from_numpy(xa.reshape(-1, c)) @ torch.from_numpy(w.reshape(w.shape[0], c)).T
-        if b is not None:
-            y += torch.from_numpy(b)
-        return _peak(y.numpy())
-    xt = torch.from_numpy(xa).permute(0, 3, 1, 2)
-    xt = _pad_nchw(xt, 0 if padding == "SAME" else 1, kh, kw, sh, sw, dh, dw)
-    wt = torch.from_numpy(np.ascontiguousarray(w.transpose(0, 3, 1, 2)))  # [O, I, kh, kw]
-    with torch.no_grad():
-        bt = None if b is None else torch.from_numpy(b)
-        y = F.conv2d(xt, wt, bt, stride=stride, dilation=dilation, groups=groups)
-    return _peak(y.numpy())
-
-
-def reduce_bound(x: np.ndarray, axes) -> float:
-    """max over outputs of ``sum |x|`` over ``axes`` (a MEAN computed as a sum, then one division)."""
-    axes = tuple(sorted({int(a) % x.ndim for a in np.atleast_1d(axes)})) if x.ndim else ()
-    s = np.abs(x).sum(axis=axes, dtype=np.float64)
-    return _peak(s)
-
-
-def pool_bound(x_nhwc: np.ndarray, filt: tuple[int, int], stride: tuple[int, int], padding: str = "SAME") -> float:
-    """max over windows of ``sum |x|`` for AVERAGE_POOL_2D (padding contributes zeros, i.e. nothing)."""
-    import torch
-    import torch.nn.functional as F
-
-    xa = torch.from_numpy(np.abs(np.asarray(x_nhwc, np.float64))).permute(0, 3, 1, 2)
-    xa = _pad_nchw(xa, 0 if padding == "SAME" else 1, filt[0], filt[1], stride[0], stride[1])
-    with torch.no_grad():
-        y = F.avg_pool2d(xa, filt, stride) * (filt[0] * filt[1])
-    return _peak(y.numpy())
-
-
-def matmul_bound(x: np.ndarray, w_oi: np.ndarray, bias: np.ndarray | None) -> float:
-    """FULLY_CONNECTED: max of ``|x| |W|^T + |b|`` with ``x`` flattened to ``[-1, I]`` and ``W`` ``[O, I]``."""
-    w = np.abs(np.asarray(w_oi, np.float64))
-    xa = np.abs(np.asarray(x, np.float64)).reshape(-1, w.shape[1])
-    y = xa @ w.T
-    if bias is not None:
-        y = y + np.abs(np.asarray(bias, np.float64)).reshape(1, -1)
-    return _peak(y)
+def _row_brief(r: dict | None) -> dict | None:
+    if not r:
+        return None
+    keys = ("index", "op", "output", "max_abs", "bound", "headroom", "verdict", "limited_by", "floor", "floor_verdict")
+    return {k: r.get(k) for k in keys}
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # The measurement.
 
 
-def _stats(arrays: list[np.ndarray]) -> tuple[float, bool, bool, int]:
-    """(max |v| over non-NaN values, any NaN, any inf, index of the array holding the max)."""
-    best, nan, inf, arg = 0.0, False, False, 0
-    for k, a in enumerate(arrays):
-        if a.size == 0 or a.dtype.kind not in "fc":
-            continue
-        m = float(np.max(np.abs(a)))
-        if math.isnan(m):
-            nan = True
-            m = float(np.nanmax(np.abs(a))) if not np.isnan(a).all() else 0.0
-        if math.isinf(m):
-            inf = True
-        if m > best:
-            best, arg = m, k
-    return best, nan, inf, arg
-
-
-def _min_abs(a: np.ndarray) -> float:
-    if a.size == 0:
-        return math.inf
-    with np.errstate(invalid="ignore"):
-        m = float(np.nanmin(np.abs(a))) if not np.isnan(a).all() else math.nan
-    return m
-
-
 def measure_headroom(model_path: str | Path, x_nchw: np.ndarray, threads: int = 2) -> HeadroomReport:
     """Run ``model_path`` once on ``x_nchw`` (float32 ``[1,C,H,W]``, transposed here for NHWC models) with every
     intermediate tensor preserved and report every op's fp16 headroom (see the module docstring)."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    from ..litert.runtime import infer_io, read_sidecar
-    from ..litert.graph import read_graph
-
     t0 = time.perf_counter()
     model_path = Path(model_path)
     graph = read_graph(model_path)
-    fb = _Flatbuffer(model_path.read_bytes())
-    if fb.subgraph.OperatorsLength() != len(graph.ops):
-        raise ModelFileError(f"{model_path.name}: flatbuffer and graph disagree on the op count")
-    in_index = graph.inputs[0]
-    in_shape = graph.tensors[in_index].shape
-    io = infer_io(in_shape, read_sidecar(model_path))
+    x, layout = _model_input(model_path, graph, x_nchw)
+    tensors = _Tensors(graph, _run_preserving_tensors(model_path, graph, x, threads))
+    notes: list[str] = []
+    rows = [_measure_op(k, op, tensors, notes) for k, op in enumerate(graph.ops)]
+    return HeadroomReport(
+        model=model_path.name, rows=rows, seconds=time.perf_counter() - t0, input_layout=layout, notes=notes
+    )
+
+
+def _model_input(model_path: Path, graph: Graph, x_nchw: np.ndarray) -> tuple[np.ndarray, str]:
+    """``x_nchw`` checked against the model's input and in its layout: (input, layout)."""
+    from ..litert.runtime import infer_io
+    from ..litert.sidecar import read_sidecar
+
+    io = infer_io(graph.tensors[graph.inputs[0]].shape, read_sidecar(model_path))
     x = np.asarray(x_nchw, dtype=np.float32)
     if x.ndim == 3:
         x = x[None]
@@ -407,6 +227,13 @@ def measure_headroom(model_path: str | Path, x_nchw: np.ndarray, threads: int = 
         raise ValueError(f"input must be {list(expected)} (NCHW), got {list(x.shape)}")
     if io.layout == "NHWC":
         x = x.transpose(0, 2, 3, 1)
+    return x, io.layout
+
+
+def _run_preserving_tensors(model_path: Path, graph: Graph, x: np.ndarray, threads: int):
+    """The reference interpreter (builtin kernels, no delegate) invoked once on ``x``, every tensor kept."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
     try:
         interp = Interpreter(
             model_path=str(model_path),
@@ -425,163 +252,175 @@ def measure_headroom(model_path: str | Path, x_nchw: np.ndarray, threads: int = 
             raise ModelFileError(
                 f"{model_path.name}: interpreter tensor {i} is {got}, the file says {(t.name, list(t.shape))}"
             )
-    interp.set_tensor(in_index, np.ascontiguousarray(x))
+    interp.set_tensor(graph.inputs[0], np.ascontiguousarray(x))
     interp.invoke()
+    return interp
 
-    producer = {o: k for k, op in enumerate(graph.ops) for o in op.outputs if o >= 0}
-    consumers: dict[int, list[tuple[int, int]]] = {}
-    for k, op in enumerate(graph.ops):
-        for pos, i in enumerate(op.inputs):
-            consumers.setdefault(i, []).append((k, pos))
-    notes: list[str] = []
-    const_cache: dict[int, np.ndarray | None] = {}
 
-    def const_of(i: int) -> np.ndarray | None:
-        """The tensor's constant data, following a DEQUANTIZE back to its float16 constant."""
-        if i not in const_cache:
-            src = i
-            p = producer.get(i)
-            if p is not None and graph.ops[p].name == "DEQUANTIZE":
-                src = graph.ops[p].inputs[0]
-            v = graph.const_value(src)  # the package's one constant reader
-            const_cache[i] = v.astype(np.float32) if v is not None and v.dtype == np.float16 else v
-        return const_cache[i]
+class _Tensors:
+    """The values of one preserved-tensor run, with the file's constants to check the weights against."""
 
-    def get(i: int) -> np.ndarray | None:
+    def __init__(self, graph: Graph, interp) -> None:
+        self.graph = graph
+        self.interp = interp
+        self.producer = {o: k for k, op in enumerate(graph.ops) for o in op.outputs if o >= 0}
+        self.consumers: dict[int, list[tuple[int, int]]] = {}  # tensor -> [(op index, input position)]
+        for k, op in enumerate(graph.ops):
+            for pos, i in enumerate(op.inputs):
+                self.consumers.setdefault(i, []).append((k, pos))
+        self._consts: dict[int, np.ndarray | None] = {}
+
+    def get(self, i: int) -> np.ndarray | None:
+        """The interpreter's value of tensor ``i``, or None when it cannot be read."""
         try:
-            return interp.get_tensor(i)
+            return self.interp.get_tensor(i)
         except (ValueError, RuntimeError):
             return None
 
-    def weight(i: int) -> tuple[np.ndarray | None, str | None]:
-        """A filter or bias: the interpreter's value, checked against the file's constant."""
+    def const(self, i: int) -> np.ndarray | None:
+        """The tensor's constant data, following a DEQUANTIZE back to its float16 constant."""
+        if i not in self._consts:
+            src = i
+            p = self.producer.get(i)
+            if p is not None and self.graph.ops[p].name == "DEQUANTIZE":
+                src = self.graph.ops[p].inputs[0]
+            v = self.graph.const_value(src)  # the package's one constant reader
+            self._consts[i] = v.astype(np.float32) if v is not None and v.dtype == np.float16 else v
+        return self._consts[i]
+
+    def value(self, i: int) -> np.ndarray | None:
+        """The interpreter's value, else the file's constant."""
+        v = self.get(i)
+        return self.const(i) if v is None else v
+
+    def weight(self, i: int) -> tuple[np.ndarray | None, str | None]:
+        """A filter or bias and where it came from: the interpreter's value, checked against the file's constant."""
         if i < 0:
             return None, None
-        live, const = get(i), const_of(i)
+        live, const = self.get(i), self.const(i)
         if const is None:
             return live, ("interpreter" if live is not None else None)
         if live is not None and live.shape == const.shape and np.array_equal(live.astype(np.float32), const):
             return live, "interpreter"
         return const, "constant"
 
-    rows: list[HeadroomRow] = []
-    for k, op in enumerate(graph.ops):
-        outs = [o for o in op.outputs if o >= 0]
-        out_vals = [v for v in (get(o) for o in outs) if v is not None]
-        max_abs, nan, inf, arg = _stats(out_vals)
-        out_t = outs[arg] if outs else -1
-        row = HeadroomRow(
-            index=k,
-            op=op.name,
-            output=graph.tensors[out_t].name if out_t >= 0 else "",
-            shape=tuple(graph.tensors[out_t].shape) if out_t >= 0 else (),
-            max_abs=max_abs,
-            nan=nan,
-            inf=inf,
-        )
-        # constant float inputs (the GPU stores them in fp16 too)
-        cmax = None
-        for i in op.inputs:
-            if i >= 0 and graph.tensors[i].dtype in _FLOAT_TYPES and const_of(i) is not None:
-                c = const_of(i)
-                if c.size:
-                    m = float(np.max(np.abs(c)))
-                    cmax = m if cmax is None else max(cmax, m)
-        row.const_max = cmax
-        try:
-            row.bound, row.weights = _bound(op, k, fb, get, weight, const_of)
-        except (ValueError, RuntimeError) as e:
-            notes.append(f"op {k} {op.name}: no accumulator bound ({e})")
-        if row.bound is not None and math.isnan(row.bound):  # NaN inputs everywhere: reported as non-finite
-            row.bound = None
-        if op.name in DENOMINATOR_INPUT and len(op.inputs) > DENOMINATOR_INPUT[op.name]:
-            den = op.inputs[DENOMINATOR_INPUT[op.name]]
-            v = get(den)
-            if v is None:
-                v = const_of(den)
-            if v is not None and v.dtype.kind == "f":
-                floor = _min_abs(v)
-                row.floor = None if math.isnan(floor) else floor  # all NaN: reported as non-finite instead
-                becomes_inf = op.name != "SQRT" or any(
-                    graph.ops[c].name == "RSQRT" or (graph.ops[c].name == "DIV" and pos == 1)
-                    for o in outs
-                    for c, pos in consumers.get(o, [])
-                )
-                row.floor_verdict = None if row.floor is None else floor_verdict(row.floor, becomes_inf)
-        peak = {"output": max_abs, "accumulator": row.bound or 0.0, "constant": cmax or 0.0}
-        row.limited_by = max(peak, key=lambda q: peak[q])
-        top = peak[row.limited_by]
-        row.headroom = math.inf if top == 0 else (0.0 if math.isinf(top) else FP16_MAX / top)
-        row.verdict = overflow_verdict(row.headroom)
-        rows.append(row)
-        del out_vals
-    return HeadroomReport(
-        model=model_path.name,
-        rows=rows,
-        seconds=time.perf_counter() - t0,
-        input_layout=io.layout,
-        notes=notes,
+
+def _measure_op(k: int, op: OpInfo, t: _Tensors, notes: list[str]) -> HeadroomRow:
+    graph = t.graph
+    outs = [o for o in op.outputs if o >= 0]
+    out_vals = [v for v in (t.get(o) for o in outs) if v is not None]
+    max_abs, nan, inf, arg = magnitude_stats(out_vals)
+    out_t = outs[arg] if outs else -1
+    row = HeadroomRow(
+        index=k,
+        op=op.name,
+        output=graph.tensors[out_t].name if out_t >= 0 else "",
+        shape=tuple(graph.tensors[out_t].shape) if out_t >= 0 else (),
+        max_abs=max_abs,
+        nan=nan,
+        inf=inf,
     )
+    row.const_max = _const_max(op, t)
+    try:
+        row.bound, row.weights = _bound(op, k, t)
+    except (ValueError, RuntimeError) as e:
+        notes.append(f"op {k} {op.name}: no accumulator bound ({e})")
+    if row.bound is not None and math.isnan(row.bound):  # NaN inputs everywhere: reported as non-finite
+        row.bound = None
+    _set_floor(row, op, outs, t)
+    peak = {"output": max_abs, "accumulator": row.bound or 0.0, "constant": row.const_max or 0.0}
+    row.limited_by = max(peak, key=lambda q: peak[q])
+    top = peak[row.limited_by]
+    row.headroom = math.inf if top == 0 else (0.0 if math.isinf(top) else FP16_MAX / top)
+    row.verdict = overflow_verdict(row.headroom)
+    return row
 
 
-def _bound(op, k: int, fb: _Flatbuffer, get, weight, const_of) -> tuple[float | None, str | None]:
+def _const_max(op: OpInfo, t: _Tensors) -> float | None:
+    """The largest |value| of the op's constant float inputs (the GPU stores them in fp16 too)."""
+    cmax = None
+    for i in op.inputs:
+        if i >= 0 and t.graph.tensors[i].dtype in _FLOAT_TYPES and t.const(i) is not None:
+            c = t.const(i)
+            if c.size:
+                m = float(np.max(np.abs(c)))
+                cmax = m if cmax is None else max(cmax, m)
+    return cmax
+
+
+def _set_floor(row: HeadroomRow, op: OpInfo, outs: list[int], t: _Tensors) -> None:
+    """``row.floor`` and ``row.floor_verdict`` of an op with a denominator (RSQRT, SQRT, DIV)."""
+    if op.name not in DENOMINATOR_INPUT or len(op.inputs) <= DENOMINATOR_INPUT[op.name]:
+        return
+    v = t.value(op.inputs[DENOMINATOR_INPUT[op.name]])
+    if v is None or v.dtype.kind != "f":
+        return
+    floor = min_abs(v)
+    row.floor = None if math.isnan(floor) else floor  # all NaN: reported as non-finite instead
+    ops = t.graph.ops
+    becomes_inf = op.name != "SQRT" or any(
+        ops[c].name == "RSQRT" or (ops[c].name == "DIV" and pos == 1) for o in outs for c, pos in t.consumers.get(o, [])
+    )
+    row.floor_verdict = None if row.floor is None else floor_verdict(row.floor, becomes_inf)
+
+
+def _bound(op: OpInfo, k: int, t: _Tensors) -> tuple[float | None, str | None]:
     """The accumulator bound of op ``k`` and where its weights came from, or (None, None)."""
     name = op.name
     if name not in ACCUMULATING_OPS:
         return None, None
-    x = get(op.inputs[0])
+    x = t.get(op.inputs[0])
     if x is None or x.dtype.kind != "f":
         raise ValueError("input not readable as float")
-    if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-        depthwise = name == "DEPTHWISE_CONV_2D"
-        filt, src = weight(op.inputs[1])
-        bias, bsrc = weight(op.inputs[2]) if len(op.inputs) > 2 else (None, None)
-        if filt is None:
-            raise ValueError("filter not readable")
-        opts = fb.options(k, "DepthwiseConv2DOptions" if depthwise else "Conv2DOptions")
-        stride = (opts.StrideH() or 1, opts.StrideW() or 1) if opts else (1, 1)
-        dilation = (opts.DilationHFactor() or 1, opts.DilationWFactor() or 1) if opts else (1, 1)
-        padding = "VALID" if opts is not None and opts.Padding() == fb.schema.Padding.VALID else "SAME"
-        b = conv_bound(x, filt, bias, stride, dilation, padding, depthwise)
-        return b, ("constant" if "constant" in (src, bsrc) else src)
-    if name == "FULLY_CONNECTED":
-        filt, src = weight(op.inputs[1])
-        bias, bsrc = weight(op.inputs[2]) if len(op.inputs) > 2 else (None, None)
-        if filt is None:
-            raise ValueError("weights not readable")
-        return matmul_bound(x, filt, bias), ("constant" if "constant" in (src, bsrc) else src)
+    if name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+        return _weighted_bound(op, k, t, x)
     if name == "BATCH_MATMUL":
-        y, src = weight(op.inputs[1])
+        y, src = t.weight(op.inputs[1])
         if y is None:
             raise ValueError("second operand not readable")
-        opts = fb.options(k, "BatchMatMulOptions")
-        a = np.abs(np.asarray(x, np.float64))
-        bm = np.abs(np.asarray(y, np.float64))
-        if opts is not None and opts.AdjX():
-            a = np.swapaxes(a, -1, -2)
-        if opts is not None and opts.AdjY():
-            bm = np.swapaxes(bm, -1, -2)
-        p = np.matmul(a, bm)
-        return _peak(p), src
+        opts = t.graph.builtin_options(k, "BatchMatMulOptions")
+        adj_x, adj_y = (bool(opts.AdjX()), bool(opts.AdjY())) if opts is not None else (False, False)
+        return batch_matmul_bound(x, y, adj_x, adj_y), src
     if name in ("MEAN", "SUM"):
-        axes = get(op.inputs[1])
-        if axes is None:
-            axes = const_of(op.inputs[1])
+        axes = t.value(op.inputs[1])
         if axes is None:
             raise ValueError("reduction axes not readable")
         return reduce_bound(x, axes), None
-    if name == "AVERAGE_POOL_2D":
-        opts = fb.options(k, "Pool2DOptions")
-        if opts is None:
-            raise ValueError("no Pool2DOptions")
-        padding = "VALID" if opts.Padding() == fb.schema.Padding.VALID else "SAME"
-        filt = (opts.FilterHeight(), opts.FilterWidth())
-        stride = (opts.StrideH() or 1, opts.StrideW() or 1)
-        return pool_bound(x, filt, stride, padding), None
-    return None, None
+    # AVERAGE_POOL_2D
+    opts = t.graph.builtin_options(k, "Pool2DOptions")
+    if opts is None:
+        raise ValueError("no Pool2DOptions")
+    filt = (opts.FilterHeight(), opts.FilterWidth())
+    stride = (opts.StrideH() or 1, opts.StrideW() or 1)
+    return pool_bound(x, filt, stride, _padding(opts)), None
+
+
+def _weighted_bound(op: OpInfo, k: int, t: _Tensors, x: np.ndarray) -> tuple[float, str | None]:
+    """CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED: the bound, and "constant" when a weight came from the file."""
+    filt, src = t.weight(op.inputs[1])
+    bias, bsrc = t.weight(op.inputs[2]) if len(op.inputs) > 2 else (None, None)
+    src = "constant" if "constant" in (src, bsrc) else src
+    if op.name == "FULLY_CONNECTED":
+        if filt is None:
+            raise ValueError("weights not readable")
+        return matmul_bound(x, filt, bias), src
+    if filt is None:
+        raise ValueError("filter not readable")
+    depthwise = op.name == "DEPTHWISE_CONV_2D"
+    opts = t.graph.builtin_options(k, "DepthwiseConv2DOptions" if depthwise else "Conv2DOptions")
+    stride = (opts.StrideH() or 1, opts.StrideW() or 1) if opts else (1, 1)
+    dilation = (opts.DilationHFactor() or 1, opts.DilationWFactor() or 1) if opts else (1, 1)
+    padding = _padding(opts) if opts is not None else "SAME"
+    return conv_bound(x, filt, bias, stride, dilation, padding, depthwise), src
+
+
+def _padding(opts) -> str:
+    from ai_edge_litert import schema_py_generated as schema
+
+    return "VALID" if opts.Padding() == schema.Padding.VALID else "SAME"
 
 
 __all__ = [
-    "FP16_MAX", "FP16_MIN_NORMAL", "FP16_MIN_SUBNORMAL", "HeadroomReport", "HeadroomRow", "conv_bound",
-    "measure_headroom", "pool_bound", "reduce_bound",
+    "ACCUMULATING_OPS", "FP16_MAX", "FP16_MIN_NORMAL", "FP16_MIN_SUBNORMAL", "HeadroomReport", "HeadroomRow",
+    "measure_headroom",
 ]  # fmt: skip

@@ -17,25 +17,28 @@ from pathlib import Path
 
 import numpy as np
 
+from ..litert.sidecar import Sidecar
+from .text import LABEL_WIDTH, format_check
+
 
 def straight_comparison(model_path, reference, report, threads: int = 2) -> dict | None:
     """Export a straight litert-torch conversion of ``reference`` like ``model_path`` (same size, precision and
     layout, no rewrite), run it on the GPU accelerator in fp16 on the audit's first photo, and return its output
     beside ours for the report (``report``: the :class:`~nafnet_litert.verify.audit.AuditReport`, whose input and
     reference output are reused). None when the model has no sidecar saying how it was exported."""
-    from .audit import _run_backend, parity_metrics
     from ..litert.convert import export
-    from .fp16 import export_options
-    from ..litert.runtime import read_sidecar
+    from ..litert.sidecar import read_sidecar
+    from .parity import parity_metrics, run_backend
+    from .stressed_export import export_options
 
-    opts = export_options(read_sidecar(model_path) or {})
+    opts = export_options(read_sidecar(model_path))
     if opts is None:
         return None
     x, ref = report.first_outputs["input"], report.first_outputs["reference"]
     with tempfile.TemporaryDirectory(prefix="nafnet-litert-straight-") as tmp:
         path = Path(tmp) / "straight.tflite"
         export(reference, path, size=opts["size"], precision=opts["precision"], layout=opts["layout"], straight=True)
-        run = _run_backend(path, [x], "gpu", threads, "fp16")
+        run = run_backend(path, [x], "gpu", threads, "fp16")
     if run.error:
         return {"error": run.error}
     out = run.outputs[0]
@@ -105,7 +108,7 @@ def _check_rows(report) -> str:
     esc = html.escape
     rows = ["<table><tr><th>check</th><th>result</th><th>numbers</th></tr>"]
     for name, c in report.checks.items():
-        text = "\n".join(line[14:] for line in _check_lines(name, c))
+        text = "\n".join(line[LABEL_WIDTH:] for line in format_check(name, c))
         rows.append(
             f"<tr><td>{esc(name)}</td><td class='{'pass' if c.passed else 'fail'}'>{'pass' if c.passed else 'FAIL'}"
             f"</td><td><pre>{esc(text)}</pre></td></tr>"
@@ -114,13 +117,61 @@ def _check_rows(report) -> str:
     return "".join(rows)
 
 
-def _check_lines(name, c):
-    from .audit import _format_check
+def _outputs_section(report, straight: dict | None) -> list[str]:
+    """The first photo through every backend (and the straight conversion), their residuals and the numbers."""
+    esc = html.escape
+    fo = report.first_outputs
+    if "reference" not in fo:
+        return []
+    parts = []
+    name = report.images[0] if report.images else "photo"
+    panels = [("input", _hwc(fo["input"])), ("PyTorch reference", _hwc(fo["reference"]))]
+    for key, label in (("cpu", "LiteRT CPU"), ("gpu_fp32", "GPU fp32"), ("gpu_fp16", "GPU fp16 (ours)")):
+        if key in fo:
+            panels.append((label, _hwc(fo[key])))
+    if straight and "output" in straight:
+        panels.append(("GPU fp16, straight conversion", _hwc(straight["output"])))
+    parts.append(f"<h2>Outputs on {esc(name)}</h2>")
+    parts.append(" ".join(f"<figure>{_img_tag(np.clip(a, 0, 1), lbl, 256)}<figcaption>{esc(lbl)}</figcaption></figure>"
+                          for lbl, a in panels))  # fmt: skip
+    if "gpu_fp16" in fo:
+        diffs = [("|GPU fp16 (ours) - reference| x10", _residual_panel(fo["gpu_fp16"], fo["reference"]))]
+        if straight and "output" in straight:
+            diffs.append(("|straight fp16 - reference| x10", _residual_panel(straight["output"], fo["reference"])))
+        parts.append(" ".join(f"<figure>{_img_tag(a, lbl, 256)}<figcaption>{esc(lbl)}</figcaption></figure>"
+                              for lbl, a in diffs))  # fmt: skip
+    if straight:
+        if "error" in straight:
+            parts.append(f"<p>Straight conversion on the GPU: {esc(straight['error'])}</p>")
+        else:
+            m = straight["metrics"]
+            ours = report.checks.get("gpu_fp16")
+            om = ours.data["images"][0]["vs_reference"] if ours and ours.data.get("images") else None
+            parts.append(
+                "<h3>fp16 GPU: ours vs a straight litert-torch conversion of the same checkpoint</h3><table>"
+                "<tr><th>model</th><th>corr</th><th>residual corr</th><th>max abs</th><th>PSNR dB</th></tr>"
+                + (f"<tr><td>ours</td><td>{om['corr']:.7f}</td><td>{om['residual_corr']:.6f}</td>"
+                   f"<td>{om['max_abs']:.3g}</td><td>{om['psnr']:.2f}</td></tr>" if om and om.get("finite") else "")
+                + f"<tr><td>straight</td><td>{m['corr']:.7f}</td><td>{m['residual_corr']:.6f}</td>"
+                f"<td>{m['max_abs']:.3g}</td><td>{m['psnr']:.2f}</td></tr></table>"
+            )  # fmt: skip
+    return parts
 
-    return _format_check(name, c)
+
+def _headroom_section(report) -> list[str]:
+    """The 25 tightest ops of each fp16 headroom measurement, as log-scale bars."""
+    parts = []
+    for key, h in report.headroom.items():
+        rows = sorted(h.to_dict()["rows"], key=lambda r: r.get("headroom", float("inf")))[:25]
+        parts.append(f"<h3>fp16 headroom of the file's own tensors, {'stressed twin (|x| ~ 175)' if key == 'stress' else 'checkpoint weights'}:"
+                     " 25 tightest ops (65504 / largest value or accumulator bound; log scale, left of the red line ="
+                     " overflow)</h3>")  # fmt: skip
+        parts.append(_bar_svg([(f"#{r['index']} {r['op']} {r.get('quantity', '')}", max(float(r["headroom"]), 1e-6),
+                                _VERDICT_COLOUR.get(r.get("verdict", "ok"), "#47a")) for r in rows], log=True))  # fmt: skip
+    return parts
 
 
-def render_html(report, sidecar: dict | None = None, straight: dict | None = None) -> str:
+def render_html(report, sidecar: Sidecar | None = None, straight: dict | None = None) -> str:
     """One self-contained HTML page from an :class:`~nafnet_litert.verify.audit.AuditReport` (and the straight
     conversion's fp16 GPU run from :func:`straight_comparison`, when there is one)."""
     s = report.static
@@ -145,8 +196,8 @@ def render_html(report, sidecar: dict | None = None, straight: dict | None = Non
         ("input", f"{s['io']['inputs'][0]['name']} {s['io']['inputs'][0]['shape']}"),
         ("output", f"{s['io']['outputs'][0]['name']} {s['io']['outputs'][0]['shape']}"),
     ]  # fmt: skip
-    if sidecar:
-        rows.insert(0, ("architecture", sidecar.get("architecture", "")))
+    if sidecar is not None:
+        rows.insert(0, ("architecture", sidecar.architecture or ""))
     parts += [f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in rows] + ["</table>"]
     parts.append("<h2>Checks</h2>" + _check_rows(report))
     parts.append("<h2>Op histogram (red: rejected on phones, orange: unproven)</h2>")
@@ -154,46 +205,8 @@ def render_html(report, sidecar: dict | None = None, straight: dict | None = Non
     from ..litert.device_ops import classify
 
     parts.append(_bar_svg([(k, float(v), colour[classify(k)]) for k, v in s["op_histogram"].items()]))
-    fo = report.first_outputs
-    if "reference" in fo:
-        name = report.images[0] if report.images else "photo"
-        panels = [("input", _hwc(fo["input"])), ("PyTorch reference", _hwc(fo["reference"]))]
-        for key, label in (("cpu", "LiteRT CPU"), ("gpu_fp32", "GPU fp32"), ("gpu_fp16", "GPU fp16 (ours)")):
-            if key in fo:
-                panels.append((label, _hwc(fo[key])))
-        if straight and "output" in straight:
-            panels.append(("GPU fp16, straight conversion", _hwc(straight["output"])))
-        parts.append(f"<h2>Outputs on {esc(name)}</h2>")
-        parts.append(" ".join(f"<figure>{_img_tag(np.clip(a, 0, 1), lbl, 256)}<figcaption>{esc(lbl)}</figcaption></figure>"
-                              for lbl, a in panels))  # fmt: skip
-        if "gpu_fp16" in fo:
-            diffs = [("|GPU fp16 (ours) - reference| x10", _residual_panel(fo["gpu_fp16"], fo["reference"]))]
-            if straight and "output" in straight:
-                diffs.append(("|straight fp16 - reference| x10", _residual_panel(straight["output"], fo["reference"])))
-            parts.append(" ".join(f"<figure>{_img_tag(a, lbl, 256)}<figcaption>{esc(lbl)}</figcaption></figure>"
-                                  for lbl, a in diffs))  # fmt: skip
-        if straight:
-            if "error" in straight:
-                parts.append(f"<p>Straight conversion on the GPU: {esc(straight['error'])}</p>")
-            else:
-                m = straight["metrics"]
-                ours = report.checks.get("gpu_fp16")
-                om = ours.data["images"][0]["vs_reference"] if ours and ours.data.get("images") else None
-                parts.append(
-                    "<h3>fp16 GPU: ours vs a straight litert-torch conversion of the same checkpoint</h3><table>"
-                    "<tr><th>model</th><th>corr</th><th>residual corr</th><th>max abs</th><th>PSNR dB</th></tr>"
-                    + (f"<tr><td>ours</td><td>{om['corr']:.7f}</td><td>{om['residual_corr']:.6f}</td>"
-                       f"<td>{om['max_abs']:.3g}</td><td>{om['psnr']:.2f}</td></tr>" if om and om.get("finite") else "")
-                    + f"<tr><td>straight</td><td>{m['corr']:.7f}</td><td>{m['residual_corr']:.6f}</td>"
-                    f"<td>{m['max_abs']:.3g}</td><td>{m['psnr']:.2f}</td></tr></table>"
-                )  # fmt: skip
-    for key, h in report.headroom.items():
-        rows = sorted(h.to_dict()["rows"], key=lambda r: r.get("headroom", float("inf")))[:25]
-        parts.append(f"<h3>fp16 headroom of the file's own tensors, {'stressed twin (|x| ~ 175)' if key == 'stress' else 'checkpoint weights'}:"
-                     " 25 tightest ops (65504 / largest value or accumulator bound; log scale, left of the red line ="
-                     " overflow)</h3>")  # fmt: skip
-        parts.append(_bar_svg([(f"#{r['index']} {r['op']} {r.get('quantity', '')}", max(float(r["headroom"]), 1e-6),
-                                _VERDICT_COLOUR.get(r.get("verdict", "ok"), "#47a")) for r in rows], log=True))  # fmt: skip
+    parts += _outputs_section(report, straight)
+    parts += _headroom_section(report)
     parts.append("<p><small>nafnet-litert audit report</small></p></body></html>")
     return "\n".join(parts)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..litert.sidecar import Sidecar, read_sidecar
 from ..models.checkpoint import Checkpoint, checkpoint_from_model
 from ..models.stress import TRAINED_BOTTLENECK, stressed_twin
 
@@ -22,26 +23,33 @@ def stress_checkpoint(ckpt: Checkpoint, target: float = TRAINED_BOTTLENECK) -> t
     return checkpoint_from_model(twin), k, peaks
 
 
-def export_options(sidecar: dict) -> dict | None:
-    """The :func:`~.export.export` keyword arguments that reproduce a model from its sidecar, or None."""
-    if not isinstance(sidecar, dict) or not str(sidecar.get("format", "")).startswith("nafnet-litert/"):
+def export_options(sidecar: Sidecar | dict | None) -> dict | None:
+    """The :func:`~nafnet_litert.litert.convert.export` keyword arguments that reproduce a model from its sidecar
+    (a :class:`~nafnet_litert.litert.sidecar.Sidecar`, or the dict of one), or None when it does not say."""
+    if isinstance(sidecar, dict):
+        try:
+            sidecar = Sidecar.from_dict(sidecar)
+        except ValueError:
+            return None
+    if not isinstance(sidecar, Sidecar) or not sidecar.is_ours:
+        return None
+    if sidecar.size is None or sidecar.precision is None or sidecar.layout is None:
         return None
     try:
-        size = (int(sidecar["size"]["height"]), int(sidecar["size"]["width"]))
-        rewrites = sidecar.get("rewrites") or {}
-        tlc = sidecar.get("tlc")
+        rewrites = sidecar.rewrites or {}
+        tlc = sidecar.tlc
         return {
-            "size": size,
-            "precision": sidecar["precision"],
-            "layout": sidecar["layout"],
+            "size": sidecar.size,
+            "precision": sidecar.precision,
+            "layout": sidecar.layout,
             "scale": _scale_option(rewrites),
             "lean": bool(rewrites.get("lean", False)),
             "native_ops": bool(rewrites.get("native_ops", False)),
-            "straight": bool(sidecar.get("straight", False)),
+            "straight": bool(sidecar.straight or False),
             "tlc": tlc is not None,
             "tlc_train_size": int(tlc["train_size"]) if tlc else 256,
         }
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, AttributeError):
         return None
 
 
@@ -56,9 +64,8 @@ def stressed_export(model_path: str | Path, reference: Checkpoint, out_dir: str 
     """Export the stressed twin of ``reference`` like ``model_path`` into ``out_dir``: ``(path, peak stream |x|)``,
     or None when the model has no readable nafnet-litert sidecar."""
     from ..litert.convert import export
-    from ..litert.runtime import read_sidecar
 
-    opts = export_options(read_sidecar(model_path) or {})
+    opts = export_options(read_sidecar(model_path))
     if opts is None:
         return None
     twin, _k, peaks = stress_checkpoint(reference)
