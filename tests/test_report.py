@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nafnet_litert.litert.convert import export
 
 from tests.conftest import skimage_photo
 
@@ -28,7 +27,7 @@ def _chromium() -> str:
 
 
 @pytest.mark.slow
-def test_report_renders_with_key_numbers(tmp_path, small_checkpoint, small_checkpoint_file):
+def test_report_renders_with_key_numbers(tmp_path, small_exports, small_checkpoint_file):
     from nafnet_litert.litert import GpuUnavailable, ensure_vulkan_icd
 
     try:
@@ -38,8 +37,7 @@ def test_report_renders_with_key_numbers(tmp_path, small_checkpoint, small_check
             pytest.fail(str(e))
         pytest.skip(str(e))
     ckpt = small_checkpoint_file
-    model = tmp_path / "small.tflite"
-    export(small_checkpoint, model, 128, "fp16")
+    model = small_exports["fp16"].model_path  # the session's small fp16 export (the report's size is no claim)
     html_path = tmp_path / "audit.html"
     photo = str(skimage_photo("chelsea.png"))
     r = subprocess.run(
