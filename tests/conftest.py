@@ -138,9 +138,10 @@ def fp16_vulkan():
         pytest.skip(msg)
 
 
-#: ``pytest -n 2 --dist loadgroup`` (scripts/test.sh): tests that share one expensive session fixture run on one
-#: worker, so it is built once; tests that start Ray clusters run one after another on one worker (two local
-#: clusters on one machine would compete for its CPUs and ports).
+#: ``pytest -n 2 --dist loadgroup`` (scripts/test.sh) sends each group to one worker. A test file is a group (its
+#: module fixtures are built once); tests that share an expensive session fixture across files are one group (the
+#: fixture is built once); tests that start Ray clusters run one after another (two local clusters on one machine
+#: would compete for its CPUs and ports).
 _GROUPS = (
     ("w32", lambda item: {"exported_w32", "w32_checkpoint", "stressed_w32"} & set(item.fixturenames)),
     ("ray", lambda item: item.path.name in ("test_cluster.py", "test_cluster_nodes.py") or "ray" in item.name.split("_")),
@@ -149,7 +150,5 @@ _GROUPS = (
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        for group, wants in _GROUPS:
-            if wants(item):
-                item.add_marker(pytest.mark.xdist_group(group))
-                break
+        group = next((name for name, wants in _GROUPS if wants(item)), item.path.name)
+        item.add_marker(pytest.mark.xdist_group(group))
