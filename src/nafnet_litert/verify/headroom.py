@@ -28,6 +28,9 @@ Only the main subgraph (subgraph 0) is measured. Memory: the interpreter keeps e
 Weights come from the interpreter (with fp16-weight models they are the outputs of the DEQUANTIZE ops, which the
 preserved-tensor interpreter keeps); each is checked against the constant buffer in the file (float16 -> float32)
 and the buffer is used instead when they disagree or the tensor cannot be read (``weights = "constant"``).
+
+(Over 400 lines because of this docstring, the method's one written description; the bounds live in :mod:`.bounds`
+and the text output in :mod:`.text`.)
 """
 
 from __future__ import annotations
