@@ -23,8 +23,37 @@ from __future__ import annotations
 from importlib import metadata as _metadata
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
-if _TYPE_CHECKING:  # for the annotations only: the facade imports nothing heavy until used
-    from .restore.restorer import RestoreOptions
+if _TYPE_CHECKING:  # the lazy names' types, for checkers and editors: the facade imports nothing heavy until used
+    from pathlib import Path
+
+    from .errors import (
+        AuditFailed,
+        CheckpointError,
+        DataError,
+        DatasetError,
+        EvalError,
+        ExportError,
+        GpuUnavailable,
+        ImageError,
+        ModelFileError,
+        NafnetLitertError,
+        OutputError,
+        ProfileError,
+        TrainError,
+        WebError,
+    )
+    from .eval.evaluate import EvalResult
+    from .io.image import load_image, save_image
+    from .io.image import read_photo as read_image
+    from .io.image import write_photo as write_image
+    from .litert.convert import ExportResult
+    from .models.checkpoint import Checkpoint
+    from .photo import Photo
+    from .restore.batch import RunStats
+    from .restore.restorer import Restorer, RestoreOptions
+    from .train.options import TrainOptions
+    from .train.trainer import TrainResult
+    from .verify.audit import AuditReport
 
 try:
     __version__ = _metadata.version("nafnet-litert")
@@ -32,7 +61,7 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - running from a sour
     __version__ = "0+unknown"
 
 
-def load(spec):
+def load(spec: str | Path) -> Checkpoint:
     """A checkpoint from a path, ``default`` (the bundled model), ``random:PRESET[@SEED]`` or ``stress:SPEC``
     (:func:`nafnet_litert.models.checkpoint.resolve_checkpoint`)."""
     from .models.checkpoint import resolve_checkpoint
@@ -40,7 +69,7 @@ def load(spec):
     return resolve_checkpoint(spec)
 
 
-def export(ckpt, output, **options):
+def export(ckpt: Checkpoint | str, output, **options) -> ExportResult:
     """Export a checkpoint (or a spec for :func:`load`) to a .tflite with its sidecar JSON
     (:func:`nafnet_litert.litert.convert.export`: ``size``, ``precision``, ``layout``, ``tlc``, ``scale``, ...)."""
     from .litert.convert import export as _export
@@ -48,7 +77,7 @@ def export(ckpt, output, **options):
     return _export(load(ckpt) if isinstance(ckpt, str) else ckpt, output, **options)
 
 
-def audit(model, reference=None, images=None, **options):
+def audit(model, reference: Checkpoint | str | None = None, images=None, **options) -> AuditReport:
     """Audit a .tflite file (:func:`nafnet_litert.verify.audit.audit`: ``gpu``, ``fp16``, ``allow_unproven``, ...);
     ``reference`` is a checkpoint or a spec for :func:`load`."""
     from .verify.audit import audit as _audit
@@ -59,7 +88,7 @@ def audit(model, reference=None, images=None, **options):
 def deblur(
     src, dst, *, model="default", options: RestoreOptions | None = None, compare: bool = False,
     skip_existing: bool = False, progress: bool = False,
-):
+) -> RunStats:
     """Deblur a photo, a folder of photos (mirrored tree) or a video into ``dst`` at full resolution
     (:func:`nafnet_litert.restore.batch.deblur`). ``options``: how the network runs, e.g.
     ``RestoreOptions(tile=128, gpu=True)`` (default: the CLI's defaults); ``compare`` also writes NAME_compare
@@ -107,10 +136,11 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = [  # noqa: RUF022 - grouped: version, classes, results, errors, functions
+__all__ = [  # noqa: RUF022 - grouped: version, results (_RESULTS), errors (_ERRORS), classes, functions
     "__version__",
-    *_RESULTS,
-    *_ERRORS,
+    "RunStats", "ExportResult", "AuditReport", "EvalResult", "TrainResult", "TrainOptions",
+    "NafnetLitertError", "CheckpointError", "ExportError", "ModelFileError", "AuditFailed", "GpuUnavailable",
+    "ProfileError", "DataError", "TrainError", "DatasetError", "EvalError", "ImageError", "OutputError", "WebError",
     "Photo",
     "RestoreOptions",
     "Restorer",

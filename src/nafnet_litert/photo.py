@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from .errors import ImageError
 
@@ -35,7 +36,7 @@ def to_float(a: np.ndarray) -> np.ndarray:
     return a.astype(np.float32) / np.float32(_PEAK[a.dtype])
 
 
-def from_float(a: np.ndarray, dtype=np.uint8) -> np.ndarray:
+def from_float(a: np.ndarray, dtype: npt.DTypeLike = np.uint8) -> np.ndarray:
     """float -> uint8 / uint16: NaN to 0, clamp to [0, 1], x peak in float32, round half to even. A float dtype
     only casts (no clamping)."""
     dtype = np.dtype(dtype)

@@ -14,6 +14,7 @@ the :class:`Photo` type itself live one floor lower, in :mod:`nafnet_litert.phot
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -195,7 +196,7 @@ def _read_tiff(path: Path, notes: list[str], max_pixels: int | None) -> tuple[np
 
     with tifffile.TiffFile(path) as tf:
         pages = len(tf.pages)
-        page = tf.pages[0]
+        page = cast(tifffile.TiffPage, tf.pages[0])  # the first page is always a TiffPage, never a TiffFrame
         _check_pixels(path, page.imagewidth, page.imagelength, max_pixels)
         if pages > 1:
             notes.append(f"page 1 of {pages} used")

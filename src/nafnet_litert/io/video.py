@@ -10,15 +10,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from ..errors import NafnetLitertError
 from .files import atomic_path, disk_nearly_full
+
+if TYPE_CHECKING:  # for the annotations only: PyAV loads on first use
+    from av.container import InputContainer
+
+_T = TypeVar("_T")
 
 #: Container tags a deblurred video keeps: when and where it was shot, and with what (never layout tags such as
 #: ``rotate``: the frames are written upright).
@@ -54,6 +60,7 @@ def _av():
         import av
     except ImportError:
         raise NafnetLitertError("video needs PyAV: pip install av") from None
+    import av.error  # FFmpegError, by the module that defines it (the package re-exports it untyped)
     import av.logging
 
     av.logging.set_level(None)  # FFmpeg's own log lines are noise; its errors arrive as exceptions
@@ -68,7 +75,7 @@ def _open_input(src: Path):
     av = _av()
     try:
         container = av.open(str(src), "r")
-    except (OSError, av.FFmpegError, ValueError) as e:
+    except (OSError, av.error.FFmpegError, ValueError) as e:
         raise NafnetLitertError(f"{src.name}: not a readable video ({_why(e)})") from None
     if not container.streams.video:
         container.close()
@@ -108,7 +115,7 @@ def _upright(frame) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
 
 
-def read_video(src: Path) -> tuple[Iterator[tuple[np.ndarray, int | None]], VideoInfo]:
+def read_video(src: Path) -> tuple[Generator[tuple[np.ndarray, int | None], None, None], VideoInfo]:
     """(iterator of (upright H x W x 3 uint8 frame, timestamp in ``info.time_base`` units or None), info) of
     ``src``, every frame as stored (no frame is duplicated or dropped to reach a constant rate). A stream that stops
     decoding part way raises a one-line "damaged" error naming the frame."""
@@ -116,7 +123,7 @@ def read_video(src: Path) -> tuple[Iterator[tuple[np.ndarray, int | None]], Vide
     return _decoded(src, lambda frame: (_upright(frame), frame.pts)), info
 
 
-def _decoded(src: Path, each) -> Iterator:
+def _decoded(src: Path, each: Callable[[Any], _T]) -> Generator[_T, None, None]:
     """``each(frame)`` for every frame of ``src``'s video stream, in order (the file is opened now and closed when
     the iterator ends); a frame that does not decode raises the one-line "damaged" error naming it."""
     av = _av()
@@ -129,7 +136,7 @@ def _decoded(src: Path, each) -> Iterator:
                 item = each(frame)
                 n += 1
                 yield item
-        except av.FFmpegError as e:
+        except av.error.FFmpegError as e:
             raise NafnetLitertError(
                 f"{src.name}: damaged video: frame {n + 1} does not decode ({_why(e)}); nothing was written"
             ) from None
@@ -145,7 +152,7 @@ def _upright_info(info: VideoInfo, src: Path) -> VideoInfo:
     try:
         with av.open(str(src), "r") as c:
             frame = next(iter(c.decode(video=0)), None)
-    except (OSError, av.FFmpegError):
+    except (OSError, av.error.FFmpegError):
         frame = None
     if frame is None:
         return info
@@ -198,7 +205,7 @@ def write_video(src: Path, dst: Path, info: VideoInfo, frames: Iterable[tuple[np
     with atomic_path(dst) as tmp:
         try:
             out = av.open(str(tmp), "w", format=_format(dst), options=_mux_options(dst, info))
-        except (OSError, av.FFmpegError) as e:
+        except (OSError, av.error.FFmpegError) as e:
             raise _write_failed(dst, tmp, f"cannot start the file: {_why(e)}") from None
         try:
             for k, v in info.tags.items():
@@ -227,7 +234,7 @@ def write_video(src: Path, dst: Path, info: VideoInfo, frames: Iterable[tuple[np
             out.mux(video.encode(None))
             audio.mux_until(None)
             out.close()
-        except (OSError, av.FFmpegError) as e:
+        except (OSError, av.error.FFmpegError) as e:
             _close_quietly(out)
             raise _write_failed(dst, tmp, f"FFmpeg failed: {_why(e)}") from None
         except BaseException:  # a failing frame source, Ctrl-C: stop, keep nothing
@@ -253,12 +260,12 @@ class _AudioCopy:
 
     def __init__(self, src: Path, out):
         av = _av()
-        self.container = None
+        self.container: InputContainer | None = None
         self.packets: Iterator = iter(())
         self.pending = None
         try:
             c = av.open(str(src), "r")
-        except (OSError, av.FFmpegError):
+        except (OSError, av.error.FFmpegError):
             return
         if not c.streams.audio:
             c.close()
@@ -267,19 +274,20 @@ class _AudioCopy:
         a = c.streams.audio[0]
         if a.codec_context.name in out.supported_codecs:
             self.stream = out.add_stream_from_template(a)
-            self.packets = self._copied(a)
+            self.packets = self._copied(c, a)
         else:
             self.stream = out.add_stream("aac", rate=a.codec_context.sample_rate or 48000)
-            self.packets = self._reencoded(a)
+            self.packets = self._reencoded(c, a)
 
-    def _copied(self, a):
-        for packet in self.container.demux(a):
+    @staticmethod
+    def _copied(c: InputContainer, a):
+        for packet in c.demux(a):
             if packet.dts is None:  # the demuxer's end-of-stream marker
                 continue
             yield packet
 
-    def _reencoded(self, a):
-        for packet in self.container.demux(a):
+    def _reencoded(self, c: InputContainer, a):
+        for packet in c.demux(a):
             for frame in packet.decode():
                 frame.pts = None  # the encoder numbers samples itself; the stream starts where the source's does
                 yield from self.stream.encode(frame)
@@ -315,8 +323,8 @@ def _verify(dst: Path, tmp: Path, n: int, last_time: float) -> None:
             s = c.streams.video[0]
             for frame in c.decode(s):
                 written += 1
-                end = float(frame.pts * s.time_base) if frame.pts is not None else end
-    except (OSError, av.FFmpegError, IndexError):
+                end = float(frame.pts * s.time_base) if frame.pts is not None and s.time_base else end
+    except (OSError, av.error.FFmpegError, IndexError):
         pass
     if written != n:
         raise _write_failed(dst, tmp, f"the written file decodes to {written} of {n} frames")

@@ -4,6 +4,13 @@ Loaded lazily: importing this package loads neither PyTorch nor LiteRT."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the lazy names' types, for checkers and editors (never imported at run time here)
+    from .batch import deblur, plan_jobs, run_jobs
+    from .restorer import Restorer, RestoreOptions
+    from .tiling import tiled_restore
+
 _LAZY = {
     "Restorer": "restorer",
     "RestoreOptions": "restorer",
@@ -22,4 +29,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = sorted(_LAZY)
+__all__ = ["RestoreOptions", "Restorer", "deblur", "plan_jobs", "run_jobs", "tiled_restore"]  # sorted(_LAZY)

@@ -192,6 +192,7 @@ def run_jobs(
         writes = []
         for k, job in enumerate(photos):
             future = pending
+            assert future is not None  # submitted for every photo, one step ahead
             pending = reader.submit(read_photo, photos[k + 1].src, max_pixels) if k + 1 < len(photos) else None
             try:
                 photo = future.result()

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from ..errors import NafnetLitertError
 from .batch import Job, RunStats
@@ -49,7 +50,7 @@ def connect(address: str = "auto", num_cpus: int | None = None):
     if not os.environ.get("NAFNET_LITERT_VERBOSE"):  # after the import: importing Ray resets its loggers to INFO
         for name in ("ray", "ray.data"):  # Ray's notices on successful runs (token auth on, deprecations)
             logging.getLogger(name).setLevel(logging.ERROR)
-    kw = {"log_to_driver": False, "configure_logging": False, "include_dashboard": False}
+    kw: dict[str, Any] = {"log_to_driver": False, "configure_logging": False, "include_dashboard": False}
     if num_cpus:  # a local Ray never gets more CPU slots than the machine has (--workers 1000 on 2 cores)
         num_cpus = min(num_cpus, os.cpu_count() or 1)
     with _own_sigterm_handler(), _connect_errors(address, ray):
@@ -118,7 +119,7 @@ def _check_reachable(address: str, timeout: float) -> str:
     return hostport
 
 
-def _init_within(ray, address: str, hostport: str, timeout: float, kw: dict) -> None:
+def _init_within(ray, address: str, hostport: str, timeout: float, kw: dict[str, Any]) -> None:
     """``ray.init(address)`` in a helper thread, so that the main thread keeps taking Ctrl-C and SIGTERM (Ray's
     native connect blocks the thread that calls it, ignoring both) and gives up after ``timeout`` seconds (a port
     that accepts TCP but is not a Ray cluster is retried forever)."""
@@ -162,11 +163,13 @@ def _not_the_thread_notice(record: logging.LogRecord) -> bool:
 def connect_failure(address: str, e: BaseException) -> str:
     """One line for a failed ``ray.init``: the token-authentication fix where that is the cause (Ray wraps it, and
     its message, in a generic "Failed to connect"), else the deepest cause's last line."""
-    chain, seen = [], set()
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        chain.append(e)
-        e = e.__cause__ or e.__context__
+    chain: list[BaseException] = []
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        chain.append(cur)
+        cur = cur.__cause__ or cur.__context__
     text = " ".join(f"{type(x).__name__}: {x}" for x in chain)
     if "AuthenticationError" in text or "InvalidAuthToken" in text or "Unauthenticated" in text:
         mode = (os.environ.get("RAY_AUTH_MODE") or "").lower()
@@ -292,7 +295,8 @@ def deblur_video_on_ray(
     n = len(times)
     check_complete(src, info, next((t for t in reversed(times) if t is not None), None))
     model_ref, options = shipped or _ship(restorer)
-    chunk = max(1, -(-n // (4 * workers)))  # about four ranges per worker: balance without much re-decoding
+    planned = workers or worker_count(None, n, lambda _note: None)  # None: the cluster's CPUs, at most n
+    chunk = max(1, -(-n // (4 * planned)))  # about four ranges per worker: balance without much re-decoding
     ranges = [(start, min(n, start + chunk)) for start in range(0, n, chunk)]
     actor = ray.remote(num_cpus=1, max_restarts=3, max_task_retries=3)(_VideoActor)
     workers = worker_count(workers, len(ranges), lambda m: tqdm.write(m, file=sys.stderr))
@@ -336,6 +340,7 @@ def run_jobs_on_ray(
     """Process photo ``jobs`` on the connected Ray cluster with ``workers`` actors, each running ``restorer``'s tile
     model with its options. Returns the same :class:`RunStats` as :func:`.batch.run_jobs` (plus ``nodes``)."""
     import ray
+    import ray.exceptions
     from tqdm import tqdm
 
     from .batch import VIDEO_SUFFIXES

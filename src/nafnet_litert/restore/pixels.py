@@ -66,7 +66,7 @@ def fit_to_size(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         f = max(th / h, tw / w)
         nh, nw = max(th, round(h * f)), max(tw, round(w * f))
         chans = [
-            np.asarray(Image.fromarray(img[:, :, c]).resize((nw, nh), Image.BICUBIC), np.float32)
+            np.asarray(Image.fromarray(img[:, :, c]).resize((nw, nh), Image.Resampling.BICUBIC), np.float32)
             for c in range(img.shape[2])
         ]
         img = np.clip(np.stack(chans, axis=2), 0, 1)

@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,6 +41,11 @@ from ..photo import Photo, from_float, photo_from_array, photo_to_array, to_floa
 from ..threads import torch_threads
 from .pixels import from_nchw, pad_to_multiple, photo_from_pil, photo_to_pil, to_nchw
 from .tiling import count_tiles, tiled_restore
+
+if TYPE_CHECKING:  # for the annotations only: PyTorch and LiteRT load on first use
+    from ..litert.runtime import LiteRTModel
+    from ..models.checkpoint import Checkpoint
+    from ..models.reference import NAFNet
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,9 @@ class Restorer:
     give the options whole, as the CLI does). Call it on an image; use it as a context manager (or :meth:`close`) to
     release the compiled models and any temporary folder."""
 
-    def __init__(self, model="default", options: RestoreOptions | None = None, **fields) -> None:
+    def __init__(
+        self, model: str | Path | Checkpoint = "default", options: RestoreOptions | None = None, **fields
+    ) -> None:
         from ..models.checkpoint import Checkpoint, resolve_checkpoint
 
         if options is not None and not isinstance(options, RestoreOptions):
@@ -92,36 +100,39 @@ class Restorer:
             raise TypeError(f"unknown Restorer option(s): {', '.join(sorted(unknown))}")
         self.options = opts = options if options is not None else RestoreOptions(**fields)
         self.model = model
-        self._tflite = isinstance(model, (str, Path)) and str(model).endswith(".tflite")
-        if self._tflite and opts.backend == "torch":
+        tflite = Path(model) if isinstance(model, (str, Path)) and str(model).endswith(".tflite") else None
+        self._tflite_path = tflite  #: the .tflite file given as the model (None: a checkpoint)
+        self._tflite = tflite is not None
+        if tflite is not None and opts.backend == "torch":
             raise NafnetLitertError(
-                f"{Path(model).name} is a LiteRT model: the torch backend needs the checkpoint it came from"
+                f"{tflite.name} is a LiteRT model: the torch backend needs the checkpoint it came from"
             )
-        self.ckpt = model if isinstance(model, Checkpoint) else None if self._tflite else resolve_checkpoint(model)
-        if self._tflite:
-            check_image_model(Path(model))
-        elif self.ckpt.config.img_channel != 3:
-            name = self.ckpt.path.name if self.ckpt.path else self.ckpt.name
-            raise NafnetLitertError(GRAY_MODEL.format(name=name, c=self.ckpt.config.img_channel))
-        if not self._tflite and opts.backend == "litert" and self.ckpt.sha256 and not opts.full_frame:
+        ckpt = model if isinstance(model, Checkpoint) else None if tflite is not None else resolve_checkpoint(model)
+        self.ckpt: Checkpoint | None = ckpt  #: None for a .tflite model
+        if tflite is not None:
+            check_image_model(tflite)
+        elif ckpt is not None and ckpt.config.img_channel != 3:
+            name = ckpt.path.name if ckpt.path else ckpt.name
+            raise NafnetLitertError(GRAY_MODEL.format(name=name, c=ckpt.config.img_channel))
+        if ckpt is not None and opts.backend == "litert" and ckpt.sha256 and not opts.full_frame:
             # a cache that cannot be written is found now, not after the first photo; a read-only cache that
             # already holds this tile model is fine
             if not intact(cache_dir(writable=False) / self._model_name((opts.tile, opts.tile))):
                 cache_dir()
-        self._lite: dict[tuple[int, int], object] = {}
+        self._lite: dict[tuple[int, int], LiteRTModel] = {}
         self._paths: dict[tuple[int, int], Path] = {}
-        self._torch = None
+        self._torch: NAFNet | None = None
         self._tmp: tempfile.TemporaryDirectory | None = None
-        if self._tflite:
+        if tflite is not None:
             from ..litert import LiteRTModel
 
-            m = LiteRTModel(model, "gpu" if opts.gpu else "cpu", opts.threads)
+            m = LiteRTModel(tflite, "gpu" if opts.gpu else "cpu", opts.threads)
             h, w = m.size
             if h != w and not opts.full_frame:
                 m.close()
-                raise NafnetLitertError(f"{Path(model).name}: tiling needs a square model, this one is {h}x{w}")
+                raise NafnetLitertError(f"{tflite.name}: tiling needs a square model, this one is {h}x{w}")
             self._lite[(h, w)] = m
-            self._paths[(h, w)] = Path(model)
+            self._paths[(h, w)] = tflite
             if not opts.full_frame:
                 self.options = dataclasses.replace(opts, tile=h, overlap=min(opts.overlap, h // 2))
 
@@ -129,8 +140,8 @@ class Restorer:
     def name(self) -> str:
         o = self.options
         what = "LiteRT " + ("GPU" if o.gpu else "CPU") + f" {o.precision}" if o.backend == "litert" else "PyTorch"
-        if self._tflite:
-            what = f"LiteRT {'GPU' if o.gpu else 'CPU'} ({Path(self.model).name})"
+        if self._tflite_path is not None:
+            what = f"LiteRT {'GPU' if o.gpu else 'CPU'} ({self._tflite_path.name})"
         how = ("full frame" + (", TLC" if o.tlc else "")) if o.full_frame else f"{o.tile} px tiles, {o.overlap} px overlap"
         return f"{what}, {how}"
 
@@ -167,14 +178,20 @@ class Restorer:
         self.close()
 
     # ------------------------------------------------------------------ networks
-    def litert_model(self, size: tuple[int, int]):
+    def _checkpoint(self) -> Checkpoint:
+        """The checkpoint this restorer runs (only a restorer of a .tflite file has none, and never asks)."""
+        if self.ckpt is None:
+            raise NafnetLitertError("this restorer runs a .tflite file: it has no checkpoint")
+        return self.ckpt
+
+    def litert_model(self, size: tuple[int, int]) -> LiteRTModel:
         """The compiled LiteRT model for an input of ``size`` (exported and cached on first use)."""
         if size in self._lite:
             return self._lite[size]
-        if self._tflite:
+        if self._tflite_path is not None:
             (have,) = self._lite
             raise NafnetLitertError(
-                f"{Path(self.model).name} takes {have[0]}x{have[1]} inputs, not {size[0]}x{size[1]} "
+                f"{self._tflite_path.name} takes {have[0]}x{have[1]} inputs, not {size[0]}x{size[1]} "
                 "(export one at this size, or use tiles)"
             )
         from ..litert.convert import export
@@ -182,14 +199,15 @@ class Restorer:
 
         o = self.options
         tlc = o.full_frame and o.tlc
-        if self.ckpt.sha256:
-            path = cached_export(self.ckpt, size, o.precision, tlc)
+        ckpt = self._checkpoint()
+        if ckpt.sha256:
+            path = cached_export(ckpt, size, o.precision, tlc)
         else:  # an in-memory checkpoint (random:, stress:) has no identity to cache by: a folder of our own
             if self._tmp is None:
                 self._tmp = tempfile.TemporaryDirectory(prefix="nafnet-litert-")
             path = Path(self._tmp.name) / self._model_name(size)
             if not intact(path):
-                export(self.ckpt, path, size, o.precision, tlc=tlc)
+                export(ckpt, path, size, o.precision, tlc=tlc)
         m = LiteRTModel(path, "gpu" if o.gpu else "cpu", o.threads)
         self._lite[size] = m
         self._paths[size] = path
@@ -198,15 +216,16 @@ class Restorer:
     def _model_name(self, size: tuple[int, int]) -> str:
         o = self.options
         tlc = o.full_frame and o.tlc
-        if self.ckpt.sha256:
-            return cached_model_name(self.ckpt, size, o.precision, tlc)
+        ckpt = self._checkpoint()
+        if ckpt.sha256:
+            return cached_model_name(ckpt, size, o.precision, tlc)
         return f"model_{size[0]}x{size[1]}_{o.precision}{'_tlc' if tlc else ''}_{export_key()}.tflite"
 
-    def torch_net(self):
+    def torch_net(self) -> NAFNet:
         """The PyTorch network the torch backend runs (built from the checkpoint on first use; TLC-wrapped for
         full-frame TLC runs)."""
         if self._torch is None:
-            net = self.ckpt.build_reference()
+            net = self._checkpoint().build_reference()
             if self.options.full_frame and self.options.tlc:
                 from ..models.tlc import to_tlc
 
@@ -221,7 +240,7 @@ class Restorer:
 
             with torch_threads(self.options.threads), torch.inference_mode():
                 return self.torch_net()(torch.from_numpy(x)).numpy()
-        model = self.litert_model(tuple(x.shape[2:]))
+        model = self.litert_model((x.shape[2], x.shape[3]))
         y = np.concatenate([model.run(b[None]) for b in x])
         if not np.isfinite(y).all():  # NaN/inf would be written as black or white pixels: never a silent photo
             raise NafnetLitertError(
@@ -254,7 +273,7 @@ class Restorer:
 
     def _full_frame(self, rgb: np.ndarray) -> np.ndarray:
         h, w = rgb.shape[:2]
-        padded = pad_to_multiple(rgb, 16 if self._tflite else self.ckpt.config.padder_size)
+        padded = pad_to_multiple(rgb, 16 if self._tflite else self._checkpoint().config.padder_size)
         return from_nchw(self._run_nchw(to_nchw(padded)))[:h, :w]
 
     def restore_photo(self, photo: Photo, progress: Callable[[int], None] | None = None) -> Photo:
