@@ -319,7 +319,7 @@ def test_rows18_26_bench_validates_before_any_work(tmp_path, capsys, monkeypatch
 def test_row25_tile_zero(tmp_path, ckpt, capsys):
     Image.fromarray(_u8()).save(tmp_path / "p.png")
     _refused(capsys, ["deblur", str(tmp_path / "p.png"), "-o", str(tmp_path / "o.png"), "--model", str(ckpt),
-                      "--tile", "0"], "tile must be a positive multiple of 16")  # fmt: skip
+                      "--tile", "0"], "tile must be a positive number of pixels")  # fmt: skip
 
 
 def test_row26_no_warning_before_the_error_line(tmp_path, ckpt):
@@ -380,3 +380,18 @@ def test_size_limit_names_the_option_that_raises_it(tmp_path, ckpt, capsys):
     assert "--max-megapixels" in line and not (tmp_path / "o.png").exists()
     assert main([*args, "--max-megapixels", "0.01"]) == 0
     _refused(capsys, [*args, "--max-megapixels", "0"], "--max-megapixels must be positive")
+
+
+def test_tile_multiple_is_the_networks(tmp_path, capsys):
+    """The tile rule comes from the network (one factor 2 per level): a 2-level net takes 36 px tiles, a 4-level one
+    refuses them in one line naming its own multiple."""
+    from nafnet_litert.models.checkpoint import random_checkpoint
+    from nafnet_litert.models.config import NAFNetConfig
+    from nafnet_litert.restore import Restorer
+
+    two = random_checkpoint(NAFNetConfig(width=8, enc_blocks=(1, 1), middle_blocks=1, dec_blocks=(1, 1)), seed=0)
+    with Restorer(two, backend="torch", tile=36, overlap=8) as r:
+        assert r(np.zeros((50, 40, 3), np.float32)).shape == (50, 40, 3)
+    Image.fromarray(_u8()).save(tmp_path / "p.png")
+    _refused(capsys, ["deblur", str(tmp_path / "p.png"), "-o", str(tmp_path / "o.png"), "--model",
+                      "random:GoPro-width32", "--tile", "36"], "tile must be a positive multiple of 16")  # fmt: skip

@@ -10,6 +10,31 @@ from dataclasses import asdict, dataclass
 
 
 @dataclass(frozen=True)
+class SizeRule:
+    """The input sizes a NAFNet takes: height and width positive multiples of ``multiple`` (the network halves the
+    image once per encoder level). The one rule that export, the tiler, training and the CLI ask."""
+
+    multiple: int
+
+    def fits(self, n: int) -> bool:
+        return n >= self.multiple and n % self.multiple == 0
+
+    def padded(self, n: int) -> int:
+        """``n`` rounded up to the rule (what a full-frame run pads to)."""
+        return -(-n // self.multiple) * self.multiple
+
+    def problem(self, h: int, w: int) -> str | None:
+        """Why ``h`` x ``w`` is not an input size, in one line naming the nearest sizes that are; None if it is."""
+        m = self.multiple
+        if self.fits(h) and self.fits(w):
+            return None
+        return (
+            f"size {h}x{w} is not a multiple of {m} (this network halves the image {m.bit_length() - 1} times); "
+            f"use e.g. {max(m, h // m * m)}x{max(m, w // m * m)}"
+        )
+
+
+@dataclass(frozen=True)
 class NAFNetConfig:
     img_channel: int = 3
     width: int = 32
@@ -29,6 +54,11 @@ class NAFNetConfig:
     def padder_size(self) -> int:
         """Input height and width must be multiples of this (one factor 2 per encoder level)."""
         return 2 ** len(self.enc_blocks)
+
+    @property
+    def sizes(self) -> SizeRule:
+        """The input sizes this network takes (see :class:`SizeRule`)."""
+        return SizeRule(self.padder_size)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -37,6 +37,7 @@ from ..litert.cache import (
     export_key,
     intact,
 )
+from ..models.config import NAFNetConfig, SizeRule
 from ..photo import Photo, from_float, photo_from_array, photo_to_array, to_float
 from ..threads import torch_threads
 from .pixels import from_nchw, pad_to_multiple, photo_from_pil, photo_to_pil, to_nchw
@@ -67,8 +68,8 @@ class RestoreOptions:
             raise NafnetLitertError(f"unknown backend {self.backend!r} (choose {' or '.join(BACKENDS)})")
         if self.precision not in PRECISIONS:
             raise NafnetLitertError(f"unknown precision {self.precision!r} (choose {' or '.join(PRECISIONS)})")
-        if not isinstance(self.tile, int) or self.tile < 16 or self.tile % 16:
-            raise NafnetLitertError(f"tile must be a positive multiple of 16, got {self.tile}")
+        if not isinstance(self.tile, int) or self.tile < 1:  # its multiple is the network's (Restorer checks)
+            raise NafnetLitertError(f"tile must be a positive number of pixels, got {self.tile}")
         if not isinstance(self.overlap, int) or not 0 <= self.overlap < self.tile:
             raise NafnetLitertError(f"overlap must be between 0 and the tile size ({self.tile}), got {self.overlap}")
         if not isinstance(self.threads, int) or self.threads < 1:
@@ -114,6 +115,9 @@ class Restorer:
         elif ckpt is not None and ckpt.config.img_channel != 3:
             name = ckpt.path.name if ckpt.path else ckpt.name
             raise NafnetLitertError(GRAY_MODEL.format(name=name, c=ckpt.config.img_channel))
+        if ckpt is not None and not opts.full_frame and not ckpt.config.sizes.fits(opts.tile):
+            m = ckpt.config.sizes.multiple
+            raise NafnetLitertError(f"tile must be a positive multiple of {m} for this network, got {opts.tile}")
         if ckpt is not None and opts.backend == "litert" and ckpt.sha256 and not opts.full_frame:
             # a cache that cannot be written is found now, not after the first photo; a read-only cache that
             # already holds this tile model is fine
@@ -271,9 +275,17 @@ class Restorer:
         batch = o.batch if o.backend == "torch" else 1
         return tiled_restore(rgb, self._run_nchw, o.tile, o.overlap, batch, progress)
 
+    def _size_rule(self) -> SizeRule:
+        """The network's input sizes: the checkpoint's, or a .tflite file's from its sidecar (a file without one
+        takes only its own size, so nothing is padded and another size is refused in one line)."""
+        if not self._tflite:
+            return self._checkpoint().config.sizes
+        sidecar = next(iter(self._lite.values())).sidecar if self._lite else None
+        return NAFNetConfig.from_dict(sidecar.config).sizes if sidecar and sidecar.config else SizeRule(1)
+
     def _full_frame(self, rgb: np.ndarray) -> np.ndarray:
         h, w = rgb.shape[:2]
-        padded = pad_to_multiple(rgb, 16 if self._tflite else self._checkpoint().config.padder_size)
+        padded = pad_to_multiple(rgb, self._size_rule().multiple)
         return from_nchw(self._run_nchw(to_nchw(padded)))[:h, :w]
 
     def restore_photo(self, photo: Photo, progress: Callable[[int], None] | None = None) -> Photo:
