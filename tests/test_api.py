@@ -121,7 +121,7 @@ def test_litert_model_and_restorer_are_context_managers(small_export):
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"tile": 100}, "multiple of 16"),
+        ({"tile": 0}, "positive number of pixels"),  # its multiple is the network's: the Restorer checks it
         ({"tile": 64, "overlap": 64}, "overlap must be"),
         ({"backend": "onnx"}, "unknown backend"),
         ({"precision": "int4"}, "unknown precision"),
