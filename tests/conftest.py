@@ -148,6 +148,7 @@ _GROUPS = (
 )
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(config, items):
     for item in items:
         group = next((name for name, wants in _GROUPS if wants(item)), item.path.name)

@@ -345,6 +345,20 @@ def _write_failed(dst: Path, tmp: Path, why: str) -> NafnetLitertError:
     return NafnetLitertError(f"writing {dst.name} failed ({why}); nothing was replaced")
 
 
+def _last_packet_end(src: Path) -> float:
+    """Seconds at which the last packet of any stream of ``src`` ends (demuxed, not decoded; 0 when unreadable)."""
+    av = _av()
+    end = 0.0
+    try:
+        with av.open(str(src), "r") as c:
+            for packet in c.demux():
+                if packet.pts is not None and packet.time_base:
+                    end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+    except (OSError, av.error.FFmpegError):
+        pass
+    return end
+
+
 def check_complete(src: Path, info: VideoInfo, last_pts: int | None) -> None:
     """A video whose frames stop well before the length its header states is cut short or damaged: one line,
     nothing written. Judged by time, not by frame counts: a VFR clip, or an AVI whose header counts the
@@ -353,6 +367,10 @@ def check_complete(src: Path, info: VideoInfo, last_pts: int | None) -> None:
         return
     end = float(last_pts * info.time_base)
     slack = max(2 / float(info.rate), 0.1 * info.duration)  # the last frame's own length, and rounding
+    if end + slack < info.duration and info.audio:
+        # a stated length that is the container's (Matroska keeps none per stream) may be the audio's: the file is
+        # whole when its last packet, of any stream, reaches it
+        end = max(end, _last_packet_end(src))
     if end + slack < info.duration:
         raise NafnetLitertError(
             f"{src.name}: damaged video: its frames stop at {end:.2f} s of {info.duration:.2f} s (cut short?); "
