@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
         help="benchmark PyTorch, ONNX Runtime and LiteRT against the machine's GEMM floor",
-        description=doc.split("\n\n")[0],
+        description=(doc or "").split("\n\n")[0],  # no docstring under python -OO
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("checkpoint", nargs="?", default="random:GoPro-width32")
