@@ -22,6 +22,7 @@ from torch import nn
 
 from ..facts import LAYOUTS, PRECISIONS
 from ..models.checkpoint import Checkpoint, sha256_file
+from ..models.config import SizeRule
 from ..io.files import atomic_write_all, check_writable
 from ..errors import ExportError
 from ..models.deploy import DEFAULT_POOL_SCALE, DeployedNAFNet, to_deploy
@@ -66,19 +67,17 @@ MAX_EXPORT_SIDE = 4096
 MAX_EXPORT_PIXELS = 4096 * 4096
 
 
-def check_size(size: tuple[int, int], multiple: int) -> None:
+def check_size(size: tuple[int, int], sizes: SizeRule) -> None:
+    """An export size: within the export limit and one the network takes (its :class:`SizeRule`)."""
     h, w = size
     if h > MAX_EXPORT_SIDE or w > MAX_EXPORT_SIDE or h * w > MAX_EXPORT_PIXELS:
         raise ExportError(
             f"size {h}x{w} is above the export limit ({MAX_EXPORT_SIDE} px a side, "
             f"{MAX_EXPORT_PIXELS / 1e6:.1f} megapixels): export a tile size and let deblur tile larger photos"
         )
-    if h <= 0 or w <= 0 or h % multiple or w % multiple:
-        raise ExportError(
-            f"size {h}x{w} is not a multiple of {multiple} (this network halves the image "
-            f"{multiple.bit_length() - 1} times); use e.g. {max(multiple, h // multiple * multiple)}x"
-            f"{max(multiple, w // multiple * multiple)}"
-        )
+    problem = sizes.problem(h, w)
+    if problem:
+        raise ExportError(problem)
 
 
 class ExportWrapper(nn.Module):
@@ -211,7 +210,7 @@ def export(
 
     output = Path(output)
     size = parse_size(size)
-    check_size(size, ckpt.config.padder_size)
+    check_size(size, ckpt.config.sizes)
     layout = layout.upper()
     if output.suffix != ".tflite":
         raise ExportError(f"output must end in .tflite, got {output.name}")
