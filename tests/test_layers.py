@@ -73,7 +73,7 @@ def test_cycle_finder_finds_a_planted_cycle():
 #: Bottom to top. ``errors``, ``facts``, ``threads`` and ``photo`` (the in-memory photo and its pixel rules, which
 #: ``io``, ``metrics`` and ``restore`` share) are the base; ``metrics`` (numpy image metrics) sits on ``io``.
 LAYERS = [
-    ("errors", "facts", "jsonsafe", "photo", "threads"),
+    ("errors", "facts", "jsonsafe", "lazy", "photo", "threads"),
     ("io", "metrics"),
     ("models",),
     ("litert",),

@@ -127,6 +127,17 @@ def test_ssim_standard_is_the_windowed_ssim_most_papers_report(photos):
 # -- BasicSR 3-D SSIM ----------------------------------------------------------------------------------
 
 
+def _ssim_with(filt, a, b) -> float:
+    """SSIM's formula (8-bit constants) with local means taken by ``filt`` (numpy or torch arrays)."""
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    ma, mb = filt(a), filt(b)
+    va = filt(a * a) - ma**2
+    vb = filt(b * b) - mb**2
+    cab = filt(a * b) - ma * mb
+    s = ((2 * ma * mb + c1) * (2 * cab + c2)) / ((ma**2 + mb**2 + c1) * (va + vb + c2))
+    return float(s.mean())
+
+
 def _ssim3d_direct(a: np.ndarray, b: np.ndarray) -> float:
     """Independent float64 reference: explicit 11x11x11 window g[i]g[j]g[k] (cv2.getGaussianKernel(11,
     1.5) taps), edge-replicate padding of 5 on all three axes, direct (non-separable) sum over all 1331
@@ -148,13 +159,7 @@ def _ssim3d_direct(a: np.ndarray, b: np.ndarray) -> float:
                     out += w[i, j, k] * p[i : i + h, j : j + wd, k : k + c]
         return out
 
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    ma, mb = filt(a), filt(b)
-    va = filt(a * a) - ma**2
-    vb = filt(b * b) - mb**2
-    cab = filt(a * b) - ma * mb
-    s = ((2 * ma * mb + c1) * (2 * cab + c2)) / ((ma**2 + mb**2 + c1) * (va + vb + c2))
-    return float(s.mean())
+    return _ssim_with(filt, a, b)
 
 
 def _ssim3d_basicsr_torch(a: np.ndarray, b: np.ndarray, padding_mode: str = "replicate") -> float:
@@ -172,15 +177,7 @@ def _ssim3d_basicsr_torch(a: np.ndarray, b: np.ndarray, padding_mode: str = "rep
         def f(v):
             return conv(v[None, None])[0, 0]
 
-        x1 = torch.tensor(a.astype(np.float64))
-        x2 = torch.tensor(b.astype(np.float64))
-        c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-        m1, m2 = f(x1), f(x2)
-        s11 = f(x1 * x1) - m1**2
-        s22 = f(x2 * x2) - m2**2
-        s12 = f(x1 * x2) - m1 * m2
-        s = ((2 * m1 * m2 + c1) * (2 * s12 + c2)) / ((m1**2 + m2**2 + c1) * (s11 + s22 + c2))
-        return float(s.mean())
+        return _ssim_with(f, torch.tensor(a.astype(np.float64)), torch.tensor(b.astype(np.float64)))
 
 
 def test_ssim3d_equals_direct_3d_convolution(photos):

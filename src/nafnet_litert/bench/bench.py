@@ -166,17 +166,18 @@ def onnx_graphs(ck, size: tuple[int, int], folder: Path) -> dict[str, Path]:
 def run_bench(spec: str, size=(256, 256), runs: int = 7, threads=(1, 2), frame: bool = False, profile: bool = False,
               log=print) -> dict:  # fmt: skip
     from ..models.checkpoint import resolve_checkpoint
-    from ..litert.convert import export, parse_size
+    from ..litert.convert import check_size, export, parse_size
 
     from ..errors import NafnetLitertError
 
+    h, w = parse_size(size)
+    ck = resolve_checkpoint(spec)
+    check_size((h, w), ck.config.sizes)  # before any work: the size is one this network takes
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except ImportError:
         raise NafnetLitertError("bench compares against ONNX Runtime: pip install 'nafnet-litert[bench]'") from None
-    h, w = parse_size(size)
-    ck = resolve_checkpoint(spec)
     ctx = mp.get_context("spawn")
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -11,7 +11,7 @@ def add_restore_arguments(p: argparse.ArgumentParser) -> None:
     """How images are run: the same flags, defaults and meaning as ``deblur``."""
     p.add_argument("--backend", choices=BACKENDS, default="litert")
     p.add_argument("--gpu", action="store_true", help="LiteRT GPU accelerator")
-    p.add_argument("--tile", type=int, default=DEFAULT_TILE, help="tile size (multiple of 16)")
+    p.add_argument("--tile", type=int, default=DEFAULT_TILE, help="tile size (a multiple of the network's 2^levels: 16 for every preset)")
     p.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="tile overlap in pixels")
     p.add_argument("--full-frame", action="store_true", help="no tiles: whole image at once, with TLC")
     p.add_argument("--no-tlc", dest="tlc", action="store_false", help="with --full-frame: the plain network, no TLC")

@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "tiling-study",
         help="measure PSNR and seams of tiled deblurring for several overlaps",
-        description=doc.split("\n\n")[0],
+        description=(doc or "").split("\n\n")[0],  # no docstring under python -OO
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--data", required=True, help="blur/sharp pairs (GoPro layout)")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..lazy import lazy_getattr
+
 if TYPE_CHECKING:  # the lazy names' types, for checkers and editors (never imported at run time here)
     from .runtime import GpuUnavailable, LiteRTModel, ensure_vulkan_icd
     from .vulkan import VulkanSetup, fp16_install_hint
@@ -19,13 +21,7 @@ _LAZY = {
     "fp16_install_hint": "vulkan",
 }
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        from importlib import import_module
-
-        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = ["GpuUnavailable", "LiteRTModel", "VulkanSetup", "ensure_vulkan_icd", "fp16_install_hint"]  # sorted(_LAZY)

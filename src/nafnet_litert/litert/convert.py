@@ -15,12 +15,14 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
 
 from ..facts import LAYOUTS, PRECISIONS
 from ..models.checkpoint import Checkpoint, sha256_file
+from ..models.config import SizeRule
 from ..io.files import atomic_write_all, check_writable
 from ..errors import ExportError
 from ..models.deploy import DEFAULT_POOL_SCALE, DeployedNAFNet, to_deploy
@@ -65,19 +67,17 @@ MAX_EXPORT_SIDE = 4096
 MAX_EXPORT_PIXELS = 4096 * 4096
 
 
-def check_size(size: tuple[int, int], multiple: int) -> None:
+def check_size(size: tuple[int, int], sizes: SizeRule) -> None:
+    """An export size: within the export limit and one the network takes (its :class:`SizeRule`)."""
     h, w = size
     if h > MAX_EXPORT_SIDE or w > MAX_EXPORT_SIDE or h * w > MAX_EXPORT_PIXELS:
         raise ExportError(
             f"size {h}x{w} is above the export limit ({MAX_EXPORT_SIDE} px a side, "
             f"{MAX_EXPORT_PIXELS / 1e6:.1f} megapixels): export a tile size and let deblur tile larger photos"
         )
-    if h <= 0 or w <= 0 or h % multiple or w % multiple:
-        raise ExportError(
-            f"size {h}x{w} is not a multiple of {multiple} (this network halves the image "
-            f"{multiple.bit_length() - 1} times); use e.g. {max(multiple, h // multiple * multiple)}x"
-            f"{max(multiple, w // multiple * multiple)}"
-        )
+    problem = sizes.problem(h, w)
+    if problem:
+        raise ExportError(problem)
 
 
 class ExportWrapper(nn.Module):
@@ -158,7 +158,10 @@ def quantize_int8(fp32_model: bytes) -> bytes:
     )
     with _converter_output_captured():
         q = quantizer.Quantizer(bytes(fp32_model), rm.get_quantization_recipe())
-        return bytes(q.quantize(enable_progress_bar=False, enable_progress_report=False).quantized_model)
+        model = q.quantize(enable_progress_bar=False, enable_progress_report=False).quantized_model
+    if model is None:
+        raise ExportError("ai-edge-quantizer returned no model")
+    return bytes(model)
 
 
 @contextlib.contextmanager
@@ -183,7 +186,7 @@ def _converter_output_captured():
 def export(
     ckpt: Checkpoint,
     output: str | Path,
-    size: str | tuple[int, int] = (256, 256),
+    size: str | int | tuple[int, int] = (256, 256),
     precision: str = "fp16",
     layout: str = "NCHW",
     scale: float | list[float] | str = "auto",
@@ -207,7 +210,7 @@ def export(
 
     output = Path(output)
     size = parse_size(size)
-    check_size(size, ckpt.config.padder_size)
+    check_size(size, ckpt.config.sizes)
     layout = layout.upper()
     if output.suffix != ".tflite":
         raise ExportError(f"output must end in .tflite, got {output.name}")
@@ -220,29 +223,15 @@ def export(
         raise ExportError("a straight conversion is the reference network as is: no --tlc or --native-ops")
     t0 = time.perf_counter()
     if straight:
-        deploy = ckpt.build_reference()
+        net: nn.Module = ckpt.build_reference()
         lean = False
+        deploy_scales: list[float] = []  # none: the sidecar records no rewrites
     else:
-        try:
-            deploy = to_deploy(ckpt.build_reference(), scale=scale)
-        except ValueError as e:
-            raise ExportError(str(e)) from None
-    if tlc:
-        from ..models.deploy.tlc_pool import to_tlc_deploy
-
-        try:
-            deploy = to_tlc_deploy(deploy, train_size=tlc_train_size)
-        except ValueError as e:
-            raise ExportError(str(e)) from None
-    if lean:
-        from ..models.deploy.lean import to_lean
-
-        deploy = to_lean(deploy, native_ops=native_ops)
-    deploy_scales = deploy.level_scales if isinstance(deploy, DeployedNAFNet) else []  # straight: none
-    buf = convert_to_tflite(deploy, size, precision, layout, ckpt.config.img_channel)
+        deploy = _deploy_network(ckpt, scale, tlc, tlc_train_size, lean, native_ops)
+        net, deploy_scales = deploy, deploy.level_scales
+    buf = convert_to_tflite(net, size, precision, layout, ckpt.config.img_channel)
     seconds = time.perf_counter() - t0
     summary = static_audit(buf).summary()
-    io_shape = _shape(layout, ckpt.config.img_channel, size)
     sidecar = Sidecar(
         format=FORMAT,
         recipe=EXPORT_RECIPE,
@@ -253,12 +242,7 @@ def export(
         precision=precision,
         quantization=INT8_RECIPE if precision == "int8" else None,
         layout=layout,
-        signature={
-            "key": "serving_default",
-            "input": {"name": INPUT_NAME, "shape": io_shape},
-            "output": {"name": OUTPUT_NAME, "shape": list(io_shape)},
-            "range": "float32 RGB in [0, 1]",
-        },
+        signature=_signature(_shape(layout, ckpt.config.img_channel, size)),
         rewrites=None if straight else _rewrites_sidecar(deploy_scales, scale, lean, native_ops),
         straight=straight,
         tlc=_tlc_sidecar(ckpt.config, size, tlc_train_size) if tlc else None,
@@ -272,6 +256,35 @@ def export(
     path = sidecar_path(output)
     atomic_write_all({output: buf, path: sidecar.to_json().encode()})  # a pair
     return ExportResult(output, path, sidecar.to_dict())
+
+
+def _deploy_network(
+    ckpt: Checkpoint,
+    scale: float | list[float] | str,
+    tlc: bool,
+    tlc_train_size: int,
+    lean: bool,
+    native_ops: bool,
+) -> DeployedNAFNet:
+    """The checkpoint's network with the core rewrites (:func:`to_deploy`), then TLC pooling and the lean folding
+    where asked: what :func:`export` converts unless ``straight``."""
+    try:
+        deploy = to_deploy(ckpt.build_reference(), scale=scale)
+    except ValueError as e:
+        raise ExportError(str(e)) from None
+    if tlc:
+        from ..models.deploy.tlc_pool import to_tlc_deploy
+
+        try:
+            # typed NAFNet -> NAFNet, but its deep copy of a DeployedNAFNet keeps that type
+            deploy = cast(DeployedNAFNet, to_tlc_deploy(deploy, train_size=tlc_train_size))
+        except ValueError as e:
+            raise ExportError(str(e)) from None
+    if lean:
+        from ..models.deploy.lean import to_lean
+
+        deploy = to_lean(deploy, native_ops=native_ops)
+    return deploy
 
 
 def _rewrites_sidecar(deploy_scales, scale, lean: bool, native_ops: bool) -> dict:
@@ -295,6 +308,16 @@ def _tlc_sidecar(config, size: tuple[int, int], train_size: int) -> dict:
         pool = "global" if tlc_pool_is_global(k, fh, fw) else "local"
         levels.append({"level": level, "kernel": list(k), "feature": [fh, fw], "pool": pool})
     return {"train_size": train_size, "base_ratio": BASE_RATIO, "levels": levels}
+
+
+def _signature(io_shape: list[int]) -> dict:
+    """The sidecar's record of the signature: ``image`` in, ``restored`` out, both ``io_shape``."""
+    return {
+        "key": "serving_default",
+        "input": {"name": INPUT_NAME, "shape": io_shape},
+        "output": {"name": OUTPUT_NAME, "shape": list(io_shape)},
+        "range": "float32 RGB in [0, 1]",
+    }
 
 
 def _shape(layout: str, c: int, size: tuple[int, int]) -> list[int]:

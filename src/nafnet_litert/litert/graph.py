@@ -8,8 +8,31 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from ..errors import ModelFileError
+
+_T = TypeVar("_T")
+
+
+def _present(value: _T | None, what: str) -> _T:
+    """``value`` from a flatbuffer accessor of the generated schema, which returns None for an absent table or
+    vector; absent where the format requires one means a malformed file."""
+    if value is None:
+        raise ModelFileError(f"corrupt LiteRT flatbuffer (no {what})")
+    return value
+
+
+def _vector(as_numpy: Any, what: str) -> Any:
+    """The numpy array of a generated ``...AsNumpy()`` accessor, which returns ``0`` for an absent vector."""
+    if isinstance(as_numpy, int):
+        raise ModelFileError(f"corrupt LiteRT flatbuffer (no {what})")
+    return as_numpy
+
+
+def _ints(as_numpy: Any, length: int, what: str) -> list[int]:
+    """An int vector read ``...AsNumpy()`` as ints; empty where ``length`` (its ``...Length()``) is 0."""
+    return [int(x) for x in _vector(as_numpy, what)] if length else []
 
 
 @dataclass
@@ -48,9 +71,9 @@ class Graph:
         t = self.tensors[index]
         if not t.buffer or not self.raw:
             return None
-        b = schema.Model.GetRootAsModel(self.raw, 0).Buffers(t.buffer)
+        b = _present(schema.Model.GetRootAsModel(self.raw, 0).Buffers(t.buffer), f"buffer {t.buffer}")
         if b.DataLength():
-            data = b.DataAsNumpy().tobytes()
+            data = _vector(b.DataAsNumpy(), f"buffer {t.buffer} data").tobytes()
         elif b.Offset() > 1:
             data = self.raw[b.Offset() : b.Offset() + b.Size()]
         else:
@@ -65,7 +88,8 @@ class Graph:
         None when the op has none."""
         from ai_edge_litert import schema_py_generated as schema
 
-        table = schema.Model.GetRootAsModel(self.raw, 0).Subgraphs(0).Operators(op_index).BuiltinOptions()
+        subgraph = _present(schema.Model.GetRootAsModel(self.raw, 0).Subgraphs(0), "subgraph 0")
+        table = _present(subgraph.Operators(op_index), f"operator {op_index}").BuiltinOptions()
         if table is None:
             return None
         opts = getattr(schema, cls_name)()
@@ -106,6 +130,11 @@ def _enum_names(enum_cls) -> dict[int, str]:
     return {v: k for k, v in vars(enum_cls).items() if not k.startswith("_") and isinstance(v, int)}
 
 
+def _text(name: bytes | None) -> str:
+    """A flatbuffer string (None where absent) as text."""
+    return (name or b"").decode()
+
+
 def read_graph(path_or_bytes: str | Path | bytes) -> Graph:
     """Parse a .tflite file (or its bytes). Raises :class:`ModelFileError` on anything that is not one."""
     from ai_edge_litert import schema_py_generated as schema
@@ -125,37 +154,40 @@ def read_graph(path_or_bytes: str | Path | bytes) -> Graph:
         model = schema.Model.GetRootAsModel(buf, 0)
         op_names = _enum_names(schema.BuiltinOperator)
         type_names = _enum_names(schema.TensorType)
-        g = model.Subgraphs(0)
+        g = _present(model.Subgraphs(0), "subgraph 0")
         tensors = []
         for j in range(g.TensorsLength()):
-            t = g.Tensors(j)
-            shape = tuple(int(s) for s in t.ShapeAsNumpy()) if t.ShapeLength() else ()
-            tensors.append(
-                TensorInfo((t.Name() or b"").decode(), shape, type_names.get(t.Type(), str(t.Type())), t.Buffer())
-            )
+            t = _present(g.Tensors(j), f"tensor {j}")
+            shape = tuple(_ints(t.ShapeAsNumpy(), t.ShapeLength(), f"tensor {j} shape"))
+            tensors.append(TensorInfo(_text(t.Name()), shape, type_names.get(t.Type(), str(t.Type())), t.Buffer()))
         ops = []
         for i in range(g.OperatorsLength()):
-            op = g.Operators(i)
-            oc = model.OperatorCodes(op.OpcodeIndex())
+            op = _present(g.Operators(i), f"operator {i}")
+            oc = _present(model.OperatorCodes(op.OpcodeIndex()), f"operator code {op.OpcodeIndex()}")
             code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
             name = op_names.get(code, f"OP_{code}")
             if name == "CUSTOM":
-                name = f"CUSTOM:{(oc.CustomCode() or b'').decode()}"
-            ins = [int(x) for x in op.InputsAsNumpy()] if op.InputsLength() else []
-            outs = [int(x) for x in op.OutputsAsNumpy()] if op.OutputsLength() else []
+                name = f"CUSTOM:{_text(oc.CustomCode())}"
+            ins = _ints(op.InputsAsNumpy(), op.InputsLength(), f"operator {i} inputs")
+            outs = _ints(op.OutputsAsNumpy(), op.OutputsLength(), f"operator {i} outputs")
             ops.append(OpInfo(name, ins, outs))
-        inputs = [int(x) for x in g.InputsAsNumpy()]
-        outputs = [int(x) for x in g.OutputsAsNumpy()]
+        inputs = [int(x) for x in _vector(g.InputsAsNumpy(), "subgraph inputs")]
+        outputs = [int(x) for x in _vector(g.OutputsAsNumpy(), "subgraph outputs")]
         sigs = []
         for k in range(model.SignatureDefsLength()):
-            sd = model.SignatureDefs(k)
+            sd = _present(model.SignatureDefs(k), f"signature {k}")
+            sig_ins = [_present(sd.Inputs(i), f"signature {k} input {i}") for i in range(sd.InputsLength())]
+            sig_outs = [_present(sd.Outputs(i), f"signature {k} output {i}") for i in range(sd.OutputsLength())]
             sigs.append(
                 {
-                    "key": (sd.SignatureKey() or b"").decode(),
-                    "inputs": [(sd.Inputs(i).Name() or b"").decode() for i in range(sd.InputsLength())],
-                    "outputs": [(sd.Outputs(i).Name() or b"").decode() for i in range(sd.OutputsLength())],
+                    "key": _text(sd.SignatureKey()),
+                    "inputs": [_text(m.Name()) for m in sig_ins],
+                    "outputs": [_text(m.Name()) for m in sig_outs],
                 }
             )
+    except ModelFileError as e:  # a table or vector the format requires is absent
+        name = path.name if path else "buffer"
+        raise ModelFileError(f"{name}: {e}") from None
     except Exception as e:  # a corrupt flatbuffer raises anything from struct.error to IndexError
         name = path.name if path else "buffer"
         raise ModelFileError(f"{name}: corrupt LiteRT flatbuffer ({type(e).__name__}: {e})") from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +26,10 @@ from .vulkan import (  # noqa: F401  (re-exported: the runtime's public names)
     vulkan_env,
     fp16_install_hint,
 )
+
+if TYPE_CHECKING:
+    from ai_edge_litert.compiled_model import CompiledModel
+    from ai_edge_litert.tensor_buffer import TensorBuffer
 
 #: GPU compute precisions: "fp16" is the accelerator's default (fp16 kernels where the device has them),
 #: "fp32" forces fp32 kernels (``GpuOptions(enforce_f32=True)``).
@@ -81,6 +86,9 @@ class LiteRTModel:
         self.accelerator = accelerator
         self.gpu_precision = gpu_precision
         self.vulkan: VulkanSetup | None = None
+        self._cm: CompiledModel | None = None  # None once closed, as are the buffers
+        self._ins: list[TensorBuffer] | None = None
+        self._outs: list[TensorBuffer] | None = None
         in_shape = graph.tensors[graph.inputs[0]].shape
         self.io = infer_io(in_shape, self.sidecar)
         self.in_shape = tuple(in_shape)
@@ -109,8 +117,14 @@ class LiteRTModel:
         self._ins = self._cm.create_input_buffers(0)
         self._outs = self._cm.create_output_buffers(0)
 
+    def _compiled(self) -> tuple[CompiledModel, list[TensorBuffer], list[TensorBuffer]]:
+        """The compiled model and its input and output buffers; ValueError once closed."""
+        if self._cm is None or self._ins is None or self._outs is None:
+            raise ValueError(f"{self.path.name}: the model is closed")
+        return self._cm, self._ins, self._outs
+
     def is_fully_accelerated(self) -> bool:
-        return bool(self._cm.is_fully_accelerated())
+        return bool(self._compiled()[0].is_fully_accelerated())
 
     @property
     def size(self) -> tuple[int, int]:
@@ -118,17 +132,16 @@ class LiteRTModel:
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """``x``: float32 ``[1,C,H,W]`` at the model's size. Returns float32 ``[1,C,H,W]``."""
-        if self._cm is None:
-            raise ValueError(f"{self.path.name}: the model is closed")
+        cm, ins, outs = self._compiled()
         x = np.asarray(x, dtype=np.float32)
         expected = (1, self.io.channels, self.io.height, self.io.width)
         if x.shape != expected:
             raise ValueError(f"input must be {list(expected)} (NCHW), got {list(x.shape)}")
         if self.io.layout == "NHWC":
             x = x.transpose(0, 2, 3, 1)
-        self._ins[0].write(np.ascontiguousarray(x))
-        self._cm.run_by_index(0, self._ins, self._outs)
-        y = self._outs[0].read(int(np.prod(self.out_shape)), np.float32).reshape(self.out_shape)
+        ins[0].write(np.ascontiguousarray(x))
+        cm.run_by_index(0, ins, outs)
+        y = outs[0].read(int(np.prod(self.out_shape)), np.float32).reshape(self.out_shape)
         if self.io.layout == "NHWC":
             y = y.transpose(0, 3, 1, 2)
         return np.ascontiguousarray(y)

@@ -8,18 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..lazy import lazy_getattr
+
 from .config import PRESETS, NAFNetConfig, SizeRule, preset_name
 
 if TYPE_CHECKING:
     from .reference import NAFNet, build_reference
 
-
-def __getattr__(name: str):
-    if name in ("NAFNet", "build_reference"):
-        from . import reference
-
-        return getattr(reference, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, {"NAFNet": "reference", "build_reference": "reference"})
 
 
 __all__ = ["NAFNet", "NAFNetConfig", "PRESETS", "SizeRule", "build_reference", "preset_name"]

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..lazy import lazy_getattr
+
 if TYPE_CHECKING:  # the lazy names' types, for checkers and editors (never imported at run time here)
     from .batch import deblur, plan_jobs, run_jobs
     from .restorer import Restorer, RestoreOptions
@@ -20,13 +22,7 @@ _LAZY = {
     "tiled_restore": "tiling",
 }
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        from importlib import import_module
-
-        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = ["RestoreOptions", "Restorer", "deblur", "plan_jobs", "run_jobs", "tiled_restore"]  # sorted(_LAZY)

@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
 
@@ -44,6 +44,8 @@ from .pixels import from_nchw, pad_to_multiple, photo_from_pil, photo_to_pil, to
 from .tiling import count_tiles, tiled_restore
 
 if TYPE_CHECKING:  # for the annotations only: PyTorch and LiteRT load on first use
+    from PIL.Image import Image as PILImage
+
     from ..litert.runtime import LiteRTModel
     from ..models.checkpoint import Checkpoint
     from ..models.reference import NAFNet
@@ -292,6 +294,10 @@ class Restorer:
         """A :class:`~nafnet_litert.photo.Photo` in its own depth and mode (alpha, ICC, EXIF kept)."""
         return photo.with_color(self.restore(photo.rgb(), progress))
 
+    @overload
+    def __call__(self, image: np.ndarray, progress: Callable[[int], None] | None = None) -> np.ndarray: ...
+    @overload
+    def __call__(self, image: PILImage, progress: Callable[[int], None] | None = None) -> PILImage: ...
     def __call__(self, image, progress: Callable[[int], None] | None = None):
         """Restore an array or a Pillow image; the result has the input's type, shape, dtype and mode (Pillow
         modes other than L, LA, RGB, RGBA and I;16 come back as RGB or RGBA)."""

@@ -73,8 +73,10 @@ class TrainState:
         model = NAFNet(config)
         if hparams["identity_init"]:  # the last convolution zeroed: with beta/gamma zero, out = input
             with torch.no_grad():
+                bias = model.ending.bias
+                assert bias is not None, "NAFNet's ending convolution has a bias"
                 model.ending.weight.zero_()
-                model.ending.bias.zero_()
+                bias.zero_()
         if init_state_dict is not None:
             try:
                 model.load_state_dict(dict(init_state_dict), strict=True)

@@ -40,6 +40,7 @@ from ..photo import centre_crop
 from ..metrics import psnr, to_uint8
 from ..models.config import NAFNetConfig
 from ..models.reference import NAFNet
+from ..threads import torch_threads
 from .data import LoadedPair, TrainingData
 from .state import TrainState, atomic_safetensors, state_path_for
 
@@ -252,16 +253,13 @@ def _checked_output(out_path: str | Path, compiled: bool) -> Path:
 @contextlib.contextmanager
 def _deterministic_torch(threads: int | None):
     """Deterministic algorithms (warn only) and ``threads`` threads inside; torch's previous settings after."""
-    prev_threads = torch.get_num_threads()
     prev_det = torch.are_deterministic_algorithms_enabled()
     prev_det_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    if threads:
-        torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
-        yield
+        with torch_threads(threads):
+            yield
     finally:
-        torch.set_num_threads(prev_threads)
         torch.use_deterministic_algorithms(prev_det, warn_only=prev_det_warn)
 
 

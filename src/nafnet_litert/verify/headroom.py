@@ -124,8 +124,9 @@ class HeadroomReport:
 
     @property
     def worst_floor(self) -> HeadroomRow | None:
-        floors = [r for r in self.rows if r.floor is not None]
-        return min(floors, key=lambda r: r.floor, default=None)
+        floors = [(r.floor, r) for r in self.rows if r.floor is not None]
+        least = min(floors, key=lambda fr: fr[0], default=None)  # ties: the first
+        return least[1] if least is not None else None
 
     @property
     def overflow_count(self) -> int:
@@ -343,11 +344,10 @@ def _const_max(op: OpInfo, t: _Tensors) -> float | None:
     """The largest |value| of the op's constant float inputs (the GPU stores them in fp16 too)."""
     cmax = None
     for i in op.inputs:
-        if i >= 0 and t.graph.tensors[i].dtype in _FLOAT_TYPES and t.const(i) is not None:
-            c = t.const(i)
-            if c.size:
-                m = float(np.max(np.abs(c)))
-                cmax = m if cmax is None else max(cmax, m)
+        c = t.const(i) if i >= 0 and t.graph.tensors[i].dtype in _FLOAT_TYPES else None
+        if c is not None and c.size:
+            m = float(np.max(np.abs(c)))
+            cmax = m if cmax is None else max(cmax, m)
     return cmax
 
 

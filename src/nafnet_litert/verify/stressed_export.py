@@ -53,7 +53,7 @@ def export_options(sidecar: Sidecar | dict | None) -> dict | None:
         return None
 
 
-def _scale_option(rewrites: dict) -> str | list[float]:
+def _scale_option(rewrites: dict) -> str | float | list[float]:
     if rewrites.get("scale_mode", "auto") == "auto":
         return "auto"
     value = rewrites["layernorm_scale"]

@@ -126,7 +126,7 @@ def _format_headroom(label: str, pad: str, c) -> list[str]:
         floor = f" smallest RSQRT/DIV input {f['floor']:.2g} ({f['floor_verdict']})" if f.get("floor") is not None else ""
         out.append(
             label + f"{'stressed twin' if key == 'stress' else 'weights':13s} headroom {w.get('headroom', float('inf')):.3g} "
-            f"(op #{w.get('index', '-')} {w.get('op', '')}, {_LIMITED_BY.get(w.get('limited_by'), '')});{floor}; "
+            f"(op #{w.get('index', '-')} {w.get('op', '')}, {_LIMITED_BY.get(w.get('limited_by') or '', '')});{floor}; "
             f"overflows {h['overflow_count']}, underflows {h['underflow_count']}, non-finite {h['nonfinite_count']}"
             + (f"  [LayerNorm channel deviation {d['stress_peak']:.0f} at every level]" if key == "stress" else "")
         )  # fmt: skip

@@ -184,7 +184,7 @@ def build_site(model="default", out="nafnet-web", tile: int = 256, npm_dir: str 
             raise WebError(f"{inside} is a symbolic link: refusing to replace what it points to")
     check_writable(out)
     ckpt = resolve_checkpoint(model)
-    check_size((tile, tile), ckpt.config.padder_size)
+    check_size((tile, tile), ckpt.config.sizes)
     tarballs = {name: npm_tarball(name, Path(npm_dir) if npm_dir else None) for name in LITERTJS}
     out.parent.mkdir(parents=True, exist_ok=True)
     with _staged_folder(out) as stage:  # the whole site is written beside ``out``, then swapped in

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ..config import NAFNetConfig
 from ..reference import NAFNet
 from ..stress import per_level_max, photo_crop
 
@@ -33,9 +34,11 @@ TARGET = 64.0
 CALIBRATION_PHOTOS = ("chelsea.png", "astronaut.png", "coffee.png")
 
 
-def calibration_photos(channels: int = 3, size: int = 256) -> list[torch.Tensor]:
-    """Centre ``size`` crops of :data:`CALIBRATION_PHOTOS`, NCHW float32 in [0, 1] (gray: the channel mean)."""
-    crops = [photo_crop(name, size, multiple=16) for name in CALIBRATION_PHOTOS]
+def calibration_photos(config: NAFNetConfig, size: int = 256) -> list[torch.Tensor]:
+    """Centre ``size`` crops of :data:`CALIBRATION_PHOTOS` in sizes ``config``'s network takes, NCHW float32 in
+    [0, 1] (a 1-channel network: the channel mean)."""
+    crops = [photo_crop(name, size, multiple=config.sizes.multiple) for name in CALIBRATION_PHOTOS]
+    channels = config.img_channel
     return [t.mean(1, keepdim=True) for t in crops] if channels == 1 else crops
 
 
@@ -52,7 +55,7 @@ def scales_for(peaks: Sequence[float], target: float = TARGET) -> list[float]:
 
 def calibrate_scales(model: NAFNet, target: float = TARGET) -> list[float]:
     """Per-level scales for ``model`` (a reference network) from :func:`calibration_photos`."""
-    return scales_for(level_deviation_peaks(model, calibration_photos(model.config.img_channel)), target)
+    return scales_for(level_deviation_peaks(model, calibration_photos(model.config)), target)
 
 
 __all__ = ["CALIBRATION_PHOTOS", "TARGET", "calibrate_scales", "calibration_photos", "level_deviation_peaks", "scales_for"]
