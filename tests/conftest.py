@@ -143,7 +143,7 @@ def fp16_vulkan():
 #: fixture is built once); tests that start Ray clusters run one after another (two local clusters on one machine
 #: would compete for its CPUs and ports).
 _GROUPS = (
-    ("w32", lambda item: {"exported_w32", "w32_checkpoint", "stressed_w32"} & set(item.fixturenames)),
+    ("w32", lambda item: {"exported_w32", "w32_checkpoint"} & set(item.fixturenames)),
     ("ray", lambda item: item.path.name in ("test_cluster.py", "test_cluster_nodes.py") or "ray" in item.name.split("_")),
 )
 

@@ -100,23 +100,24 @@ def test_gpu_hostile_model_is_caught(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def stressed_w32(tmp_path_factory):
-    """A stressed GoPro-w32 (random weights, bottleneck |x| = 175 as trained) exported two ways, at 128 px: the
-    overflow is per pixel (a channel LayerNorm's sum), so the size is no part of the claim."""
+def stressed_small(tmp_path_factory, small_checkpoint_file):
+    """The small test network stressed like a trained model (largest LayerNorm channel deviation 175, as at the
+    trained w32's bottleneck), exported two ways at 64 px: the overflow is per pixel and per LayerNorm (a sum over
+    its channels), so neither the width nor the size is part of the claim (README's w32 figures: scripts)."""
     from nafnet_litert.models.checkpoint import resolve_checkpoint
     from nafnet_litert.litert.convert import export
 
-    spec = "stress:random:GoPro-width32"
+    spec = f"stress:{small_checkpoint_file}"
     ck = resolve_checkpoint(spec)
     d = tmp_path_factory.mktemp("stress")
-    ours = export(ck, d / "ours.tflite", 128, "fp32").model_path
-    straight = export(ck, d / "straight.tflite", 128, "fp32", straight=True).model_path
+    ours = export(ck, d / "ours.tflite", 64, "fp32").model_path
+    straight = export(ck, d / "straight.tflite", 64, "fp32", straight=True).model_path
     return spec, ours, straight
 
 
 @pytest.mark.slow
-def test_fp16_gpu_fails_the_straight_conversion_and_passes_ours(stressed_w32):
-    spec, ours, straight = stressed_w32
+def test_fp16_gpu_fails_the_straight_conversion_and_passes_ours(stressed_small):
+    spec, ours, straight = stressed_small
     photo = str(skimage_photo("chelsea.png"))
     results = {}
     for name, path in (("ours", ours), ("straight", straight)):
@@ -137,7 +138,8 @@ def test_fp16_gpu_fails_the_straight_conversion_and_passes_ours(stressed_w32):
     assert g16["passed"] is False and g16["fully_accelerated"] is True and g16["fp16_exercised"] is True
     assert js["checks"]["gpu_fp32"]["passed"] is True  # the straight graph is right in fp32: only fp16 exposes it
     m = g16["images"][0]["vs_reference"]
-    assert m["residual_corr"] < GPU_FP16_THRESHOLDS["residual_corr"] - 0.05  # far below, not at the edge
+    limit = 1 - GPU_FP16_THRESHOLDS["residual_corr"]
+    assert 1 - m["residual_corr"] > 10 * limit  # far outside the limit (not at its edge): 40x measured
     mo = js_ours["checks"]["gpu_fp16"]["images"][0]["vs_reference"]
     assert mo["residual_corr"] > 1 - (1 - GPU_FP16_THRESHOLDS["residual_corr"]) / 5  # 5x inside the limit
 
