@@ -64,6 +64,22 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def gopro_crops(shared_data, tmp_path_factory) -> Path:
+    """The five held-out GoPro pairs of ``shared_data/gopro_frames`` as 384 x 512 centre crops (a fifth of the
+    pixels), in the same blur/ sharp/ layout: the claims on them are per pixel; the full frames are the scripts'."""
+    from PIL import Image
+
+    out = tmp_path_factory.mktemp("gopro-crops")
+    for src in sorted((shared_data / "gopro_frames").glob("*/*.png")):
+        (out / src.parent.name).mkdir(exist_ok=True)
+        with Image.open(src) as im:
+            w, h = im.size
+            box = ((w - 512) // 2, (h - 384) // 2, (w + 512) // 2, (h + 384) // 2)
+            im.crop(box).save(out / src.parent.name / src.name)
+    return out
+
+
+@pytest.fixture(scope="session")
 def w32_checkpoint():
     return random_checkpoint(PRESETS["GoPro-width32"], seed=0)
 

@@ -36,10 +36,10 @@ def test_bundled_weights_are_the_small_config_in_fp16(default):
 
 
 @pytest.mark.slow
-def test_bundled_model_deblurs_held_out_gopro_frames(default, shared_data, snapshot):
+def test_bundled_model_deblurs_held_out_gopro_frames(default, gopro_crops, snapshot):
     """Held-out real camera-motion blur (never seen in training): every frame gets sharper."""
     with Restorer(default, backend="torch", full_frame=True, tlc=False) as whole_frame:
-        res = evaluate(whole_frame, find_pairs(shared_data / "gopro_frames"), progress=False)
+        res = evaluate(whole_frame, find_pairs(gopro_crops), progress=False)
     gains = [r["delta_psnr"] for r in res.rows]
     assert len(gains) == 5
     assert min(gains) > 0, gains  # no frame is made worse
