@@ -17,11 +17,38 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SMALL = NAFNetConfig(width=8, enc_blocks=(1, 1, 1, 2), middle_blocks=1, dec_blocks=(1, 1, 1, 1))
 
 
+def run_folder(tmp_path_factory) -> Path:
+    """This test run's folder, shared by its xdist workers (each worker's own base folder sits inside it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def built_once(tmp_path_factory, name: str, build):
+    """``build(folder)`` once per test run, also across xdist workers: the first worker builds under a file lock and
+    pickles the result beside it; the others wait for the lock and load it."""
+    import pickle
+
+    from filelock import FileLock
+
+    folder = run_folder(tmp_path_factory) / name
+    with FileLock(f"{folder}.lock"):
+        done = folder / ".result.pickle"
+        if done.is_file():
+            return pickle.loads(done.read_bytes())
+        folder.mkdir(exist_ok=True)
+        result = build(folder)
+        done.write_bytes(pickle.dumps(result))
+        return result
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _model_cache(tmp_path_factory):
-    """Models that restorers export go to a folder of this session, never the user's ~/.cache."""
+    """Models that restorers export go to a folder of this test run (one for all its workers: an export one worker
+    made is the other's cache hit; the cache writes each model atomically), never the user's ~/.cache."""
     old = os.environ.get("NAFNET_LITERT_CACHE")
-    os.environ["NAFNET_LITERT_CACHE"] = str(tmp_path_factory.mktemp("model-cache"))
+    cache = run_folder(tmp_path_factory) / "model-cache"
+    cache.mkdir(exist_ok=True)
+    os.environ["NAFNET_LITERT_CACHE"] = str(cache)
     yield
     if old is None:
         os.environ.pop("NAFNET_LITERT_CACHE", None)
@@ -114,12 +141,14 @@ def make_clip(path: Path, seconds: int, size: str = "96x64", rate: int = 10) -> 
 
 @pytest.fixture(scope="session")
 def small_exports(tmp_path_factory, small_checkpoint):
-    """``small_checkpoint`` exported at 64x64 (NCHW, the default recipe) in fp32 and fp16, once per session: an
+    """``small_checkpoint`` exported at 64x64 (NCHW, the default recipe) in fp32 and fp16, once per test run: an
     export costs ~10 s of fixed converter work, so tests that only need "the small model as a file" share these."""
     from nafnet_litert.litert.convert import export
 
-    d = tmp_path_factory.mktemp("small-exports")
-    return {p: export(small_checkpoint, d / f"small_64_{p}.tflite", 64, p) for p in ("fp32", "fp16")}
+    return built_once(
+        tmp_path_factory, "small-exports",
+        lambda d: {p: export(small_checkpoint, d / f"small_64_{p}.tflite", 64, p) for p in ("fp32", "fp16")},
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="session")
