@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh --test
 python3 -m ruff check src tests scripts
 python3 -m pyright
-python3 -m pytest -v --durations=25 -n 2 --dist loadgroup "$@"
+python3 -m pytest -v --durations=25 -n 3 --dist loadgroup "$@"  # 3 workers keep 2 cores busy (tests wait on subprocesses)

@@ -183,7 +183,7 @@ def fp16_vulkan():
         pytest.skip(msg)
 
 
-#: ``pytest -n 2 --dist loadgroup`` (scripts/test.sh) sends each group to one worker. A test file is a group (its
+#: ``pytest -n 3 --dist loadgroup`` (scripts/test.sh) sends each group to one worker. A test file is a group (its
 #: module fixtures are built once); tests that share an expensive session fixture across files are one group (the
 #: fixture is built once); tests that start Ray clusters run one after another (two local clusters on one machine
 #: would compete for its CPUs and ports).
