@@ -48,6 +48,8 @@ class VideoInfo:
     rotation: int  #: degrees counter-clockwise the stored pixels are turned for display (known once decoded)
     audio: bool
     tags: dict[str, str] = field(default_factory=dict)
+    #: ``duration`` is the container's (the video stream states none, as in Matroska): it may be another stream's
+    container_length: bool = False
 
     @property
     def expected_frames(self) -> int:
@@ -100,12 +102,13 @@ def _info(container, src: Path) -> VideoInfo:
     if not w or not h:
         raise NafnetLitertError(f"{src.name}: not a readable video (no frame size)")
     duration = float(container.duration / 1_000_000) if container.duration else 0.0
+    container_length = True
     if v.duration and v.time_base:
-        duration = float(v.duration * v.time_base)
+        duration, container_length = float(v.duration * v.time_base), False
     tags = {k: str(val) for k, val in container.metadata.items() if k in KEPT_TAGS and str(val).strip()}
     return VideoInfo(
         width=w, height=h, time_base=v.time_base or Fraction(1, 90000), rate=Fraction(rate), frames=v.frames or 0,
-        duration=duration, rotation=0, audio=bool(container.streams.audio), tags=tags,
+        duration=duration, rotation=0, audio=bool(container.streams.audio), tags=tags, container_length=container_length,
     )  # fmt: skip
 
 
@@ -359,15 +362,18 @@ def _last_packet_end(src: Path) -> float:
     return end
 
 
-def check_complete(src: Path, info: VideoInfo, last_pts: int | None) -> None:
-    """A video whose frames stop well before the length its header states is cut short or damaged: one line,
-    nothing written. Judged by time, not by frame counts: a VFR clip, or an AVI whose header counts the
-    placeholder frames of its gaps, decodes to fewer frames than its rate times its length, and is whole."""
+def check_complete(src: Path, info: VideoInfo, last_pts: int | None, decoded: int) -> None:
+    """A video of which no frame decodes, or whose frames stop well before the length its header states, is cut
+    short or damaged: one line, nothing written. Judged by time, not by frame counts: a VFR clip, or an AVI whose
+    header counts the placeholder frames of its gaps, decodes to fewer frames than its rate times its length, and
+    is whole. ``decoded``: how many frames decoded; ``last_pts``: the last timestamp among them."""
+    if decoded == 0:
+        raise NafnetLitertError(f"{src.name}: damaged video: no frame decodes (cut short?); nothing was written")
     if not info.duration or last_pts is None or not info.rate:
         return
     end = float(last_pts * info.time_base)
     slack = max(2 / float(info.rate), 0.1 * info.duration)  # the last frame's own length, and rounding
-    if end + slack < info.duration and info.audio:
+    if end + slack < info.duration and info.audio and info.container_length:
         # a stated length that is the container's (Matroska keeps none per stream) may be the audio's: the file is
         # whole when its last packet, of any stream, reaches it
         end = max(end, _last_packet_end(src))

@@ -293,7 +293,7 @@ def deblur_video_on_ray(
     info = probe(src)
     times = frame_times(src)  # every frame's timestamp, in order: the frames keep them, as on one machine
     n = len(times)
-    check_complete(src, info, next((t for t in reversed(times) if t is not None), None))
+    check_complete(src, info, next((t for t in reversed(times) if t is not None), None), n)
     model_ref, options = shipped or _ship(restorer)
     planned = workers or worker_count(None, n, lambda _note: None)  # None: the cluster's CPUs, at most n
     chunk = max(1, -(-n // (4 * planned)))  # about four ranges per worker: balance without much re-decoding

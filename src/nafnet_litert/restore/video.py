@@ -26,9 +26,11 @@ def deblur_video(deb, src: Path, dst: Path, progress: bool = True) -> int:
     last: list[int | None] = [None]
 
     def restored():
+        n = 0
         for image, pts in bar:
             last[0] = pts if pts is not None else last[0]
+            n += 1
             yield deb.restore(image), pts  # uint8 in, uint8 out
-        check_complete(src, info, last[0])
+        check_complete(src, info, last[0], n)
 
     return write_video(src, dst, info, restored())
