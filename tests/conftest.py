@@ -193,7 +193,7 @@ _GROUPS = (
 )
 
 
-#: The longest groups go out first (a worker takes a group whole, in collection order), so none starts last.
+#: The longest groups go out first (a worker takes a group whole), so none of them is the run's tail.
 _LONGEST_FIRST = ("ray", "w32", "test_device_failures.py", "test_web.py", "test_faults.py", "test_export_audit.py")
 
 
@@ -203,5 +203,21 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         groups[item] = next((name for name, wants in _GROUPS if wants(item)), item.path.name)
         item.add_marker(pytest.mark.xdist_group(groups[item]))
-    rank = {g: i for i, g in enumerate(_LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(groups[item], len(rank)))  # stable: each file keeps its own order
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's group scheduler, with :data:`_LONGEST_FIRST` at the head of its queue (xdist orders groups by their
+    number of tests, which put the few long Ray and w32 tests last and made them the run's tail)."""
+    from xdist.scheduler import LoadGroupScheduling
+
+    class LongestFirst(LoadGroupScheduling):
+        def _assign_work_unit(self, node):
+            if not getattr(self, "_ranked", False):
+                rank = {g: i for i, g in enumerate(_LONGEST_FIRST)}
+                queue = sorted(self.workqueue.items(), key=lambda kv: rank.get(kv[0], len(rank)))  # stable
+                self.workqueue.clear()
+                self.workqueue.update(queue)
+                self._ranked = True
+            super()._assign_work_unit(node)
+
+    return LongestFirst(config, log)
