@@ -205,6 +205,7 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(pytest.mark.xdist_group(groups[item]))
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of xdist's: absent under -p no:xdist
 def pytest_xdist_make_scheduler(config, log):
     """xdist's group scheduler, with :data:`_LONGEST_FIRST` at the head of its queue (xdist orders groups by their
     number of tests, which put the few long Ray and w32 tests last and made them the run's tail)."""
@@ -212,12 +213,12 @@ def pytest_xdist_make_scheduler(config, log):
 
     class LongestFirst(LoadGroupScheduling):
         def _assign_work_unit(self, node):
-            if not getattr(self, "_ranked", False):
+            if not getattr(self, "ranked", False):
                 rank = {g: i for i, g in enumerate(_LONGEST_FIRST)}
                 queue = sorted(self.workqueue.items(), key=lambda kv: rank.get(kv[0], len(rank)))  # stable
                 self.workqueue.clear()
                 self.workqueue.update(queue)
-                self._ranked = True
+                self.ranked = True
             super()._assign_work_unit(node)
 
     return LongestFirst(config, log)
