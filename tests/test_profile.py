@@ -26,9 +26,8 @@ def test_every_compute_node_is_profiled_once_with_its_own_op(profiled):
     assert resize and all(o.kernel == "TFLite RESIZE_NEAREST_NEIGHBOR" for o in resize)
     assert prof.partitions == len(resize) + 1
     assert all(not o.kernel.startswith("TFLite") for o in prof.ops if o.op != "RESIZE_NEAREST_NEIGHBOR")
-    # the op times fit in the wall clock; on this 64 px model a run's fixed cost (buffer registration, partition
-    # hand-overs) is about half of it (GoPro-w32 at 256 px: ops 186.1 of 186.8 ms)
-    assert 0.2 * prof.wall_ms <= prof.total_ms <= 1.05 * prof.wall_ms, (prof.total_ms, prof.wall_ms)
+    # the op times fit in the wall clock (how much of it they fill depends on the machine's load: no lower bound)
+    assert 0 < prof.total_ms <= 1.05 * prof.wall_ms, (prof.total_ms, prof.wall_ms)
 
 
 def test_stage_table_follows_the_unet(profiled, small_checkpoint):
