@@ -115,6 +115,20 @@ def _import_torch_before_the_redirect() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``nafnet-litert`` command. Called without ``argv`` (the installed command, ``python -m``), it is the
+    process: where a Ray connect it gave up on still blocks a thread, it leaves with ``os._exit`` after flushing, so
+    that the exit code the user reads is the one printed for (see :func:`.restore.cluster.connect_left_hanging`)."""
+    code = _run(argv)
+    cluster = sys.modules.get("nafnet_litert.restore.cluster")
+    if argv is None and cluster is not None and cluster.connect_left_hanging():
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(code)
+    return code
+
+
+def _run(argv: list[str] | None) -> int:
     import signal
     import warnings
 
