@@ -114,13 +114,45 @@ def library_versions() -> dict[str, str]:
 
 
 def convert_to_tflite(
-    net: nn.Module, size: tuple[int, int], precision: str = "fp16", layout: str = "NCHW", channels: int = 3
+    net: nn.Module,
+    size: tuple[int, int],
+    precision: str = "fp16",
+    layout: str = "NCHW",
+    channels: int = 3,
+    reuse: tuple | None = None,
 ) -> bytes:
-    """Convert a (deploy) network at a fixed size with litert-torch and return the flatbuffer bytes."""
+    """Convert a (deploy) network at a fixed size with litert-torch and return the flatbuffer bytes.
+
+    Every precision starts from the one float32 conversion: fp16 is litert-torch's own ``full_fp16_recipe`` applied
+    to it (exactly what ``litert_torch.convert(..., quant_config=full_fp16_recipe())`` does after converting), int8
+    is :func:`quantize_int8` of it. ``reuse``, a key that names the network completely (checkpoint hash and every
+    export option), lets the precisions of one network share that conversion within this process."""
     if precision not in PRECISIONS:
         raise ExportError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
     if layout not in LAYOUTS:
         raise ExportError(f"unknown layout {layout!r} (choose from {', '.join(LAYOUTS)})")
+    key = None if reuse is None else (*reuse, tuple(size), layout, channels)
+    raw = _FLOAT_CONVERSIONS.get(key) if key is not None else None
+    if raw is None:
+        raw = _convert_float(net, size, layout, channels)
+        if key is not None:
+            _FLOAT_CONVERSIONS[key] = raw
+            while len(_FLOAT_CONVERSIONS) > _KEEP_CONVERSIONS:
+                _FLOAT_CONVERSIONS.pop(next(iter(_FLOAT_CONVERSIONS)))
+    if precision == "fp32":
+        return compact_tensor_names(raw)
+    if precision == "fp16":
+        return compact_tensor_names(quantize_fp16(raw))
+    return quantize_int8(compact_tensor_names(raw))
+
+
+#: float32 conversions of this process (litert-torch's bytes, before :func:`compact_tensor_names`), by ``reuse``
+#: key, oldest first: a w32 network at 256 px is 68 MB, so only the latest few are kept.
+_FLOAT_CONVERSIONS: dict[tuple, bytes] = {}
+_KEEP_CONVERSIONS = 2
+
+
+def _convert_float(net: nn.Module, size: tuple[int, int], layout: str, channels: int) -> bytes:
     h, w = size
     shape = (1, channels, h, w) if layout == "NCHW" else (1, h, w, channels)
     sample = torch.rand(shape, generator=torch.Generator().manual_seed(0))
@@ -131,18 +163,25 @@ def convert_to_tflite(
         from ..models.deploy.native_ops import register_litert
 
         register_litert()  # SPLIT / DEPTH_TO_SPACE for the lean graph
-        kwargs = {}
-        if precision == "int8":
-            return quantize_int8(convert_to_tflite(net, size, "fp32", layout, channels))
-        if precision == "fp16":
-            from litert_torch.generative.quantize import quant_recipes
-
-            kwargs["quant_config"] = quant_recipes.full_fp16_recipe()
-        edge = litert_torch.convert(wrapper, sample_args=(), sample_kwargs={INPUT_NAME: sample}, **kwargs)
+        edge = litert_torch.convert(wrapper, sample_args=(), sample_kwargs={INPUT_NAME: sample})
         with tempfile.TemporaryDirectory() as tmp:
             p = Path(tmp) / "model.tflite"
             edge.export(str(p))
-            return compact_tensor_names(p.read_bytes())
+            return p.read_bytes()
+
+
+def quantize_fp16(fp32_model: bytes) -> bytes:
+    """litert-torch's ``full_fp16_recipe`` (float16 weights, float32 compute), applied as litert-torch applies it:
+    its recipe translated for ai-edge-quantizer, run on the float32 flatbuffer."""
+    from litert_torch.generative.quantize import quant_recipes
+    from litert_torch.quantize import translate_recipe
+
+    recipe = quant_recipes.full_fp16_recipe().generative_recipe
+    with _converter_output_captured():
+        model = translate_recipe.quantize_model(bytes(fp32_model), translate_recipe.translate_to_ai_edge_recipe(recipe))
+    if model is None:
+        raise ExportError("ai-edge-quantizer returned no model")
+    return bytes(model)
 
 
 def quantize_int8(fp32_model: bytes) -> bytes:
@@ -229,7 +268,8 @@ def export(
     else:
         deploy = _deploy_network(ckpt, scale, tlc, tlc_train_size, lean, native_ops)
         net, deploy_scales = deploy, deploy.level_scales
-    buf = convert_to_tflite(net, size, precision, layout, ckpt.config.img_channel)
+    reuse = (_network_key(ckpt), repr(scale), tuple(deploy_scales), tlc, tlc_train_size, lean, native_ops, straight)
+    buf = convert_to_tflite(net, size, precision, layout, ckpt.config.img_channel, reuse=reuse)
     seconds = time.perf_counter() - t0
     summary = static_audit(buf).summary()
     sidecar = Sidecar(
@@ -256,6 +296,19 @@ def export(
     path = sidecar_path(output)
     atomic_write_all({output: buf, path: sidecar.to_json().encode()})  # a pair
     return ExportResult(output, path, sidecar.to_dict())
+
+
+def _network_key(ckpt: Checkpoint) -> str:
+    """A hash of the checkpoint's configuration and tensors as they are now (not its file's hash: a loaded
+    checkpoint's tensors can be changed in memory)."""
+    import hashlib
+
+    h = hashlib.sha256(repr(ckpt.config.to_dict()).encode())
+    for name in sorted(ckpt.state_dict):
+        t = ckpt.state_dict[name].detach().cpu().contiguous()
+        h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _deploy_network(
