@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -48,9 +50,11 @@ def test_ray_local_writes_the_single_machine_files_byte_for_byte(tmp_path, small
     flags = ["--model", str(ckpt), "--tile", "32", "--overlap", "8", "--precision", "fp32", "--compare", "--quiet"]
     assert main(["deblur", str(src), "-o", str(tmp_path / "one"), *flags]) == 2  # the broken file: reported
     capsys.readouterr()
-    assert main(["deblur", str(src), "-o", str(tmp_path / "ray"), *flags, "--ray", "local", "--workers", "2"]) == 2
+    # --workers 1000: Ray local is started with no more CPU slots than the machine has, and the user is told
+    assert main(["deblur", str(src), "-o", str(tmp_path / "ray"), *flags, "--ray", "local", "--workers", "1000"]) == 2
     out = capsys.readouterr()
     assert "broken.png" in out.err and "1 of 5 file(s) failed" in out.err and "on 1 Ray node(s)" in out.out
+    assert f"--workers 1000 lowered to {min(os.cpu_count() or 1, 5)}" in out.err, out.err
     one = {p.relative_to(tmp_path / "one"): p.read_bytes() for p in (tmp_path / "one").rglob("*") if p.is_file()}
     two = {p.relative_to(tmp_path / "ray"): p.read_bytes() for p in (tmp_path / "ray").rglob("*") if p.is_file()}
     assert len(one) == 8 and one.keys() == two.keys()  # 4 photos + 4 comparisons, same names and tree
@@ -151,6 +155,7 @@ def test_ray_video_is_frame_for_frame_the_single_machine_one(tmp_path, small_che
 def test_a_stopped_ray_run_leaves_only_complete_outputs(tmp_path, small_checkpoint_file, sig):
     """Ctrl-C or SIGTERM in the middle of a `--ray local` run: exit 130/143, every output that exists is complete
     (the single-machine bytes), and no hidden temporary is left by the workers that were stopped mid-write."""
+    import shutil
     import signal
     import subprocess
     import sys
@@ -159,7 +164,6 @@ def test_a_stopped_ray_run_leaves_only_complete_outputs(tmp_path, small_checkpoi
     src = tmp_path / "in"
     _many(src, n=24, size=256)
     flags = ["--model", str(small_checkpoint_file), "--tile", "32", "--overlap", "8", "--precision", "fp32", "--quiet"]
-    assert main(["deblur", str(src), "-o", str(tmp_path / "one"), *flags]) == 0
     out = tmp_path / "ray"
     p = subprocess.Popen([sys.executable, "-m", "nafnet_litert.cli", "deblur", str(src), "-o", str(out), *flags,
                           "--ray", "local", "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -172,5 +176,10 @@ def test_a_stopped_ray_run_leaves_only_complete_outputs(tmp_path, small_checkpoi
     assert p.returncode == {"SIGINT": 130, "SIGTERM": 143}[sig], err[-3000:]
     written = {q.name: q.read_bytes() for q in out.iterdir()}
     assert 0 < len(written) < 24, "the run was not in flight when it was stopped"
-    assert all(written[k] == (tmp_path / "one" / k).read_bytes() for k in written)
     assert not [q for q in out.rglob(".*")]
+    done = tmp_path / "done"  # the single-machine run of just the photos that were written
+    done.mkdir()
+    for name in written:
+        shutil.copy(src / name, done / name)
+    assert main(["deblur", str(done), "-o", str(tmp_path / "one"), *flags]) == 0
+    assert all(written[k] == (tmp_path / "one" / k).read_bytes() for k in written)

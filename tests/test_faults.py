@@ -574,16 +574,3 @@ def test_a_rotated_phone_video_deblurs_quietly_and_upright(tmp_path, small_expor
     assert r.returncode == 0 and r.stderr == "", r.stderr  # imageio-ffmpeg's frame-size warning is library noise
     reader = imageio_ffmpeg.read_frames(str(out))
     assert tuple(next(reader)["size"]) == (64, 96)  # written upright
-
-
-def test_ray_local_never_asks_for_more_cpus_than_the_machine_has(tmp_path, small_exports):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for i in range(3):
-        _photo(folder / f"{i}.png", seed=i)
-    r = _run("deblur", folder, "-o", tmp_path / "out", "--model", small_exports["fp32"].model_path,
-             "--ray", "local", "--workers", "1000", timeout=300)  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    cpus = min(os.cpu_count() or 1, 3)
-    assert f"--workers 1000 lowered to {cpus}" in r.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png", "1.png", "2.png"]

@@ -70,7 +70,7 @@ class Profile:
     model: str
     threads: int
     runs: int
-    wall_ms: float  # median wall-clock of the profiled runs (profiling included)
+    wall_ms: float  # mean wall-clock of the profiled runs (profiling included): the same average as the ops'
     ops: list[OpTime] = field(default_factory=list)
     partitions: int = 0  # XNNPACK partitions (1 = the whole graph in XNNPACK)
 
@@ -190,7 +190,7 @@ def profile_model(model_path: str | Path, threads: int = 2, runs: int = 5, warmu
         if model.value:
             lib.LiteRtDestroyModel(model)
         lib.LiteRtDestroyEnvironment(env)
-    return Profile(Path(model_path).name, threads, runs, float(np.median(walls)), ops, partitions)
+    return Profile(Path(model_path).name, threads, runs, float(np.mean(walls)), ops, partitions)
 
 
 #: XNNPACK operator names each graph op may run as (checked while mapping, so a fused or reordered partition is an
