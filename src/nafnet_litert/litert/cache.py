@@ -9,10 +9,10 @@ models from here. Exporting (PyTorch) is imported only when a model is missing.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 from ..errors import NafnetLitertError
+from .cachedir import cache_dir
 
 
 def export_key() -> str:
@@ -24,23 +24,6 @@ def export_key() -> str:
     v = library_versions()
     text = "|".join([EXPORT_RECIPE] + [v.get(k, "") for k in ("nafnet-litert", "litert-torch", "ai-edge-litert")])
     return hashlib.sha256(text.encode()).hexdigest()[:10]
-
-
-def cache_dir(writable: bool = True) -> Path:
-    """Where restorers keep the models they export: ``$NAFNET_LITERT_CACHE``, default ``~/.cache/nafnet-litert``.
-    A model's name holds the checkpoint's hash, the size, precision, TLC and :func:`export_key`. ``writable=False``:
-    only where it is, for reading (a read-only cache that holds the model is usable)."""
-    from ..io.files import check_writable
-
-    d = Path(os.environ.get("NAFNET_LITERT_CACHE") or Path.home() / ".cache" / "nafnet-litert")
-    if not writable:
-        return d
-    try:
-        d.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise NafnetLitertError(f"cannot create the model cache {d} ({e.strerror}); set NAFNET_LITERT_CACHE") from None
-    check_writable(d, "model cache (set NAFNET_LITERT_CACHE to move it)")
-    return d
 
 
 def cached_model_name(ckpt, size: tuple[int, int], precision: str, tlc: bool = False) -> str:

@@ -26,6 +26,7 @@ from ..models.config import SizeRule
 from ..io.files import atomic_write_all, check_writable
 from ..errors import ExportError
 from ..models.deploy import DEFAULT_POOL_SCALE, DeployedNAFNet, to_deploy
+from .conversions import reuse_or_convert
 from .names import compact_tensor_names
 from .sidecar import FORMAT, Sidecar, sidecar_path
 
@@ -126,30 +127,22 @@ def convert_to_tflite(
     Every precision starts from the one float32 conversion: fp16 is litert-torch's own ``full_fp16_recipe`` applied
     to it (exactly what ``litert_torch.convert(..., quant_config=full_fp16_recipe())`` does after converting), int8
     is :func:`quantize_int8` of it. ``reuse``, a key that names the network completely (checkpoint hash and every
-    export option), lets the precisions of one network share that conversion within this process."""
+    export option), lets every export of one network share that conversion (:mod:`.conversions`)."""
     if precision not in PRECISIONS:
         raise ExportError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
     if layout not in LAYOUTS:
         raise ExportError(f"unknown layout {layout!r} (choose from {', '.join(LAYOUTS)})")
-    key = None if reuse is None else (*reuse, tuple(size), layout, channels)
-    raw = _FLOAT_CONVERSIONS.get(key) if key is not None else None
-    if raw is None:
+    if reuse is None:
         raw = _convert_float(net, size, layout, channels)
-        if key is not None:
-            _FLOAT_CONVERSIONS[key] = raw
-            while len(_FLOAT_CONVERSIONS) > _KEEP_CONVERSIONS:
-                _FLOAT_CONVERSIONS.pop(next(iter(_FLOAT_CONVERSIONS)))
+    else:
+        versions = library_versions()
+        key = (*reuse, tuple(size), layout, channels, EXPORT_RECIPE, sorted(versions.items()))
+        raw = reuse_or_convert(key, lambda: _convert_float(net, size, layout, channels))
     if precision == "fp32":
         return compact_tensor_names(raw)
     if precision == "fp16":
         return compact_tensor_names(quantize_fp16(raw))
     return quantize_int8(compact_tensor_names(raw))
-
-
-#: float32 conversions of this process (litert-torch's bytes, before :func:`compact_tensor_names`), by ``reuse``
-#: key, oldest first: a w32 network at 256 px is 68 MB, so only the latest few are kept.
-_FLOAT_CONVERSIONS: dict[tuple, bytes] = {}
-_KEEP_CONVERSIONS = 2
 
 
 def _convert_float(net: nn.Module, size: tuple[int, int], layout: str, channels: int) -> bytes:

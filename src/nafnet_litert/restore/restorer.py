@@ -28,9 +28,9 @@ import numpy as np
 
 from ..errors import NafnetLitertError
 from ..facts import BACKENDS, DEFAULT_OVERLAP, DEFAULT_TILE, PRECISIONS
+from ..litert.cachedir import cache_dir
 from ..litert.cache import (
     GRAY_MODEL,
-    cache_dir,
     cached_export,
     cached_model_name,
     check_image_model,

@@ -100,7 +100,7 @@ def npm_pack(name: str, version: str, dest: Path) -> Path:
 def npm_tarball(name: str, npm_dir: Path | None = None) -> bytes:
     """The pinned LiteRT.js tarball ``name``: from ``npm_dir`` (offline), else the cache, else ``npm pack`` (the
     user's npm client and configuration); always checked against the pinned integrity."""
-    from ..litert.cache import cache_dir
+    from ..litert.cachedir import cache_dir
 
     version, integrity = LITERTJS[name]
     filename = f"litertjs-{name}-{version}.tgz"
