@@ -193,8 +193,14 @@ _GROUPS = (
 )
 
 
-#: The longest groups go out first (a worker takes a group whole), so none of them is the run's tail.
-_LONGEST_FIRST = ("ray", "w32", "test_device_failures.py", "test_web.py", "test_faults.py", "test_export_audit.py")
+#: The longest groups go out first (a worker takes a group whole), so none of them is the run's tail: the order of
+#: their summed test times in a full run (``--durations=0``, summed by the ``@group`` suffix of the test ids).
+_LONGEST_FIRST = (
+    "ray", "w32", "test_web.py", "test_faults.py", "test_export_audit.py", "test_gpu.py", "test_device_failures.py",
+    "test_restorer.py", "test_conversions.py", "test_tlc.py", "test_artifact_headroom.py", "test_int8.py",
+    "test_api.py", "test_stress.py", "test_report.py", "test_restore_eval.py", "test_bad_input.py",
+    "test_media_properties.py",
+)  # fmt: skip
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids

@@ -34,7 +34,12 @@ def compact_tensor_names(model: bytes) -> bytes:
     """The same flatbuffer with every tensor renamed by :func:`short_name` (made unique by its index if needed)."""
     from ai_edge_litert.tools import flatbuffer_utils
 
+    import numpy as np
+
     obj = flatbuffer_utils.read_model_from_bytearray(bytearray(model))
+    for buf in obj.buffers or []:  # data the quantizer stored after the flatbuffer comes back as a bytearray,
+        if buf.data is not None and not isinstance(buf.data, np.ndarray):  # which would be packed byte by byte
+            buf.data = np.frombuffer(bytes(buf.data), np.uint8)  # (the same bytes, 1.8 s -> ms for a 0.6 MB model)
     for sg in obj.subgraphs or []:
         seen: set[str] = set()
         for i, t in enumerate(sg.tensors or []):

@@ -92,8 +92,6 @@ class Restorer:
     def __init__(
         self, model: str | Path | Checkpoint = "default", options: RestoreOptions | None = None, **fields
     ) -> None:
-        from ..models.checkpoint import Checkpoint, resolve_checkpoint
-
         if options is not None and not isinstance(options, RestoreOptions):
             raise TypeError(f"options must be a RestoreOptions, got {type(options).__name__}")
         if options is not None and fields:
@@ -110,7 +108,12 @@ class Restorer:
             raise NafnetLitertError(
                 f"{tflite.name} is a LiteRT model: the torch backend needs the checkpoint it came from"
             )
-        ckpt = model if isinstance(model, Checkpoint) else None if tflite is not None else resolve_checkpoint(model)
+        if tflite is None:  # a .tflite alone never imports PyTorch (a Ray worker starts faster without it)
+            from ..models.checkpoint import Checkpoint, resolve_checkpoint
+
+            ckpt = model if isinstance(model, Checkpoint) else resolve_checkpoint(model)
+        else:
+            ckpt = None
         self.ckpt: Checkpoint | None = ckpt  #: None for a .tflite model
         if tflite is not None:
             check_image_model(tflite)
