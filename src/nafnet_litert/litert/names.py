@@ -37,9 +37,11 @@ def compact_tensor_names(model: bytes) -> bytes:
     import numpy as np
 
     obj = flatbuffer_utils.read_model_from_bytearray(bytearray(model))
-    for buf in obj.buffers or []:  # data the quantizer stored after the flatbuffer comes back as a bytearray,
-        if buf.data is not None and not isinstance(buf.data, np.ndarray):  # which would be packed byte by byte
-            buf.data = np.frombuffer(bytes(buf.data), np.uint8)  # (the same bytes, 1.8 s -> ms for a 0.6 MB model)
+    # data the quantizer stored after the flatbuffer comes back as a bytearray, which Pack copies byte by byte: as
+    # an array it is the same bytes (1.8 s -> 0.14 s for the small fp16 model)
+    for buf in obj.buffers or []:
+        if buf.data is not None and not isinstance(buf.data, np.ndarray):
+            buf.data = np.frombuffer(bytes(buf.data), np.uint8)  # pyright: ignore[reportAttributeAccessIssue]
     for sg in obj.subgraphs or []:
         seen: set[str] = set()
         for i, t in enumerate(sg.tensors or []):
