@@ -70,18 +70,19 @@ def test_coarser_weights_fail_the_int8_parity(int8_model, tmp_path):
 
 
 @pytest.mark.slow
-def test_w32_int8_is_under_18_5_mb_and_passes_the_gpu_audit(exported_w32, w32_checkpoint, tmp_path, snapshot):
-    """GoPro-w32 int8: under 18.5 MB against 68.5 MB fp32 (the exact bytes are in the snapshot), and ``audit --gpu`` passes on
-    that file: CPU parity against its int8 twin, the GPU's fp32 and real fp16 passes against its CPU output."""
+def test_w32_int8_is_under_18_5_mb_and_passes_the_cpu_audit(exported_w32, w32_checkpoint, tmp_path, snapshot):
+    """GoPro-w32 int8: under 18.5 MB against 68.5 MB fp32 (the exact bytes are in the snapshot), and the audit's CPU
+    parity passes on that file against its int8 twin. (Its ``audit --gpu`` on lavapipe, README's "pass" for random
+    w32, takes 90 s under the suite's load: ``python3 scripts/int8_audit.py`` measures it; the GPU passes of an int8
+    file are tested on the small network below.)"""
     fp32 = exported_w32["fp32"].model_path.read_bytes()
     path = tmp_path / "w32_int8.tflite"
     path.write_bytes(quantize_int8(fp32))
     assert path.stat().st_size <= 18.5e6 and path.stat().st_size <= 0.28 * len(fp32), path.stat().st_size
     assert path.stat().st_size == snapshot(name="w32 int8 bytes")
-    report = nl.audit(path, w32_checkpoint, [skimage_photo("chelsea.png")], gpu=True)
+    report = nl.audit(path, w32_checkpoint, [skimage_photo("chelsea.png")])
     assert report.static["weight_precision"] == "int8"
     assert report.passed, report.format_text()
-    assert report.checks["gpu_fp16"].data["fp16_exercised"] is True
 
 
 @pytest.mark.slow
@@ -96,3 +97,15 @@ def test_bundled_int8_scores_within_0_02_db_of_fp32_on_held_out_gopro(int8_model
         with nl.Restorer(str(res.model_path)) as r:
             means[precision] = evaluate(r, pairs, progress=False).mean["model_psnr"]
     assert abs(means["int8"] - means["fp32"]) <= 0.02, means
+
+
+def test_an_int8_file_passes_the_gpu_passes(small_exports, small_checkpoint, tmp_path, fp16_vulkan):
+    """int8 weights on the GPU accelerator (lavapipe): every DEQUANTIZE runs there too (fully accelerated), the fp32
+    pass matches the file's CPU output and the fp16 pass really runs fp16 within the audit's limits. The small
+    network keeps the GPU compile short; README's w32 row is measured by ``scripts/int8_audit.py``."""
+    path = tmp_path / "small_int8.tflite"
+    path.write_bytes(quantize_int8(small_exports["fp32"].model_path.read_bytes()))
+    report = nl.audit(path, small_checkpoint, [skimage_photo("chelsea.png")], gpu=True)
+    assert report.static["weight_precision"] == "int8"
+    assert report.passed, report.format_text()
+    assert report.checks["gpu_fp32"].passed and report.checks["gpu_fp16"].data["fp16_exercised"] is True
