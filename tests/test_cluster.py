@@ -20,10 +20,9 @@ def ray_local():
     """One Ray local (2 CPU slots at most) for this module's in-process runs: a run that finds Ray running uses it
     and leaves it running, as it would in a notebook; each start costs ~10 CPU-seconds. (The subprocess runs
     below start their own.)"""
-    import ray
+    from nafnet_litert.restore.cluster import connect
 
-    ray.init(address="local", num_cpus=min(2, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False,
-             configure_logging=False)  # fmt: skip
+    ray = connect("local", num_cpus=2)  # the CLI's own start (capped at the machine's CPUs, quiet, no dashboard)
     yield
     ray.shutdown()
 
